@@ -1,1 +1,1 @@
-"""mailsync."""
+"""mailsync ingest-gmail: Turns Gmail mailbox changes into canonical mail events on Kafka."""

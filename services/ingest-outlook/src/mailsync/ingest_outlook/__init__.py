@@ -1,1 +1,1 @@
-"""mailsync."""
+"""mailsync ingest-outlook: Turns Outlook mailbox changes into canonical mail events on Kafka."""

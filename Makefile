@@ -1,0 +1,62 @@
+# The single entry point. A newcomer needs two commands: `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.9
+PYTHON ?= python3
+TOOLS := .tools
+UV := $(shell command -v uv >/dev/null 2>&1 && uv --version 2>/dev/null | grep -q ' $(UV_VERSION)' && command -v uv || echo $(TOOLS)/bin/uv)
+RUN := $(UV) run --frozen
+PYTEST_ARGS ?=
+SERVICES := ingest_gmail ingest_outlook router sender
+
+.PHONY: help bootstrap install run test check lint fmt typecheck contracts schemas docs bench clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(TOOLS)/bin/uv:
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+bootstrap: $(if $(filter $(TOOLS)/bin/uv,$(UV)),$(TOOLS)/bin/uv) ## Install the pinned uv if it is missing
+
+install: bootstrap ## Install every workspace member and the dev tools from uv.lock
+	$(UV) sync --frozen --all-packages
+
+run: install ## Start the local stack and all four services (Ctrl-C stops everything)
+	$(RUN) mailsync-devstack run
+
+test: install ## Run the whole test suite against the real Kafka, MongoDB-wire server and Pub/Sub emulator
+	$(RUN) mailsync-devstack fetch
+	$(RUN) pytest $(PYTEST_ARGS)
+
+check: lint typecheck contracts ## Lint, format check, import layering, strict typing, contract and docs freshness
+
+lint: install
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) lint-imports
+
+fmt: install ## Format and auto-fix
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+typecheck: install
+	$(RUN) mypy libs/*/src services/*/src libs/*/tests services/*/tests tests
+
+contracts: install ## Fail if the committed JSON Schemas or AsyncAPI documents are stale or incompatible
+	$(RUN) python -m mailsync.common.contracts.schemas check
+	$(RUN) python -m mailsync.common.asyncapi check $(SERVICES)
+
+schemas: install ## Regenerate the JSON Schemas (refuses incompatible changes)
+	$(RUN) python -m mailsync.common.contracts.schemas write
+
+docs: install ## Regenerate the AsyncAPI documents in docs/asyncapi/
+	$(RUN) python -m mailsync.common.asyncapi write $(SERVICES)
+
+bench: install ## Run the benchmarks (figures are ratios against a baseline measured in the same run)
+	$(RUN) python -m bench
+
+clean: ## Remove caches and the local tools
+	rm -rf $(TOOLS) .venv .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,152 @@
+"""The runtime shell every service shares: clients, HTTP health/readiness/metrics, start-up and shutdown.
+
+A service's `create_app(settings)` calls `create_runtime(settings)` for its clients, registers its subscribers
+on `runtime.broker` and its routes, then returns `create_service_app(runtime, ...)`. That application:
+
+- serves `GET /healthz` (liveness: the event loop answers), `GET /readyz` (readiness: Kafka and MongoDB answer
+  within two seconds; 503 with the failing checks otherwise) and `GET /metrics` (Prometheus text format);
+- on start-up, runs the service's own setup contexts (indexes, background tasks) and only then starts the
+  broker, so no message is consumed before the service can handle it;
+- on shutdown (SIGTERM or SIGINT through `run_service`), stops the broker first, which waits up to
+  `shutdown_timeout_seconds` for in-flight handlers to finish and commit, then tears the setup contexts down
+  in
+  reverse order and closes MongoDB last. Work interrupted harder than that is redelivered (at-least-once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from faststream.kafka import KafkaBroker
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pymongo import AsyncMongoClient
+
+from mailsync.common.kafka import EventPublisher, create_broker
+from mailsync.common.logs import configure_logging
+from mailsync.common.metrics import CommonMetrics
+from mailsync.common.mongo import Document, create_mongo_client
+from mailsync.common.settings import ServiceSettings
+
+logger = logging.getLogger(__name__)
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+SetupContext = Callable[[web.Application], AsyncIterator[None]]
+
+_READINESS_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True)
+class ServiceRuntime:
+    """The clients a service composes; created unconnected, connected by the application's start-up."""
+
+    settings: ServiceSettings
+    registry: CollectorRegistry
+    metrics: CommonMetrics
+    broker: KafkaBroker
+    publisher: EventPublisher
+    mongo: AsyncMongoClient[Document]
+
+    @property
+    def database_name(self) -> str:
+        return self.settings.mongodb_database
+
+
+RUNTIME = web.AppKey("runtime", ServiceRuntime)
+
+
+def create_runtime(settings: ServiceSettings) -> ServiceRuntime:
+    """Build the registry, metrics, broker, publisher and MongoDB client for one service instance."""
+    registry = CollectorRegistry()
+    metrics = CommonMetrics.register(registry)
+    broker = create_broker(settings, registry=registry, metrics=metrics)
+    return ServiceRuntime(
+        settings=settings,
+        registry=registry,
+        metrics=metrics,
+        broker=broker,
+        publisher=EventPublisher(broker, settings, metrics),
+        mongo=create_mongo_client(settings),
+    )
+
+
+def create_service_app(
+    runtime: ServiceRuntime,
+    *,
+    setup: Sequence[SetupContext] = (),
+    readiness: dict[str, ReadinessCheck] | None = None,
+) -> web.Application:
+    """An aiohttp application with the shared endpoints and lifecycle; add service routes to it."""
+    app = web.Application()
+    app[RUNTIME] = runtime
+    checks: dict[str, ReadinessCheck] = {
+        "kafka": lambda: runtime.broker.ping(timeout=_READINESS_TIMEOUT),
+        "mongodb": lambda: _ping_mongo(runtime.mongo),
+        **(readiness or {}),
+    }
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "service": runtime.settings.service_name})
+
+    async def readyz(_: web.Request) -> web.Response:
+        results = dict(
+            zip(checks, await asyncio.gather(*(_run_check(c) for c in checks.values())), strict=True)
+        )
+        ready = all(results.values())
+        return web.json_response(
+            {"status": "ready" if ready else "not_ready", "checks": results},
+            status=200 if ready else 503,
+        )
+
+    async def metrics(_: web.Request) -> web.Response:
+        response = web.Response(body=generate_latest(runtime.registry))
+        response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+        return response
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+
+    async def mongo_context(_: web.Application) -> AsyncIterator[None]:
+        yield
+        await runtime.mongo.close()
+
+    async def broker_context(_: web.Application) -> AsyncIterator[None]:
+        await runtime.broker.start()
+        logger.info("service started", extra={"service": runtime.settings.service_name})
+        yield
+        await runtime.broker.stop()
+        logger.info("service stopped consuming", extra={"service": runtime.settings.service_name})
+
+    app.cleanup_ctx.extend([mongo_context, *setup, broker_context])
+    return app
+
+
+async def _ping_mongo(client: AsyncMongoClient[Document]) -> bool:
+    await client.admin.command("ping")
+    return True
+
+
+async def _run_check(check: ReadinessCheck) -> bool:
+    try:
+        return await asyncio.wait_for(check(), timeout=_READINESS_TIMEOUT)
+    except Exception:
+        logger.warning("readiness check failed", exc_info=True)
+        return False
+
+
+def run_service(create_app: Callable[[Any], web.Application], settings: ServiceSettings) -> None:
+    """Configure logs and serve the app until SIGINT/SIGTERM, then shut down gracefully."""
+    configure_logging(settings.service_name, settings.log_level, settings.log_format)
+    web.run_app(
+        create_app(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        shutdown_timeout=settings.shutdown_timeout_seconds,
+        access_log=None,
+        print=logger.info,
+    )

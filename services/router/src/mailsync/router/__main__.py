@@ -1,0 +1,5 @@
+"""`python -m mailsync.router` runs the service."""
+
+from mailsync.router.main import main
+
+main()
