@@ -31,6 +31,7 @@ from mailsync.common.logs import configure_logging
 from mailsync.common.metrics import CommonMetrics
 from mailsync.common.mongo import Document, create_mongo_client
 from mailsync.common.settings import ServiceSettings
+from mailsync.common.topics_admin import contract_topic_names, ensure_topics
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +117,14 @@ def create_service_app(
         await runtime.mongo.close()
 
     async def broker_context(_: web.Application) -> AsyncIterator[None]:
+        settings = runtime.settings
+        if settings.kafka_ensure_topics:
+            await ensure_topics(
+                settings.kafka_bootstrap_servers,
+                contract_topic_names(settings.kafka_topic_prefix),
+                partitions=settings.kafka_topic_partitions,
+                replication=1,
+            )
         await runtime.broker.start()
         logger.info("service started", extra={"service": runtime.settings.service_name})
         yield

@@ -39,6 +39,16 @@ class ServiceSettings(BaseSettings):
             "it and lets Kafka redeliver it."
         ),
     )
+    kafka_ensure_topics: bool = Field(
+        default=False,
+        description=(
+            "Create missing contract topics at start-up (local stack and tests). Production topics are "
+            "provisioned by operations with their own partition and replication choices."
+        ),
+    )
+    kafka_topic_partitions: int = Field(
+        default=3, ge=1, description="Partitions of topics created by `kafka_ensure_topics`."
+    )
     mongodb_uri: SecretStr = Field(
         default=SecretStr("mongodb://127.0.0.1:27017/?directConnection=true"),
         description="MongoDB connection string; may carry credentials, so it is never logged.",

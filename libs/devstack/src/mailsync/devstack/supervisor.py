@@ -70,6 +70,7 @@ def start_services(stack: Stack, services: Sequence[ServiceSpec], *, timeout: fl
                 **stack.env(),
                 "MAILSYNC_HTTP_PORT": str(service.port),
                 "MAILSYNC_HTTP_HOST": LOOPBACK,
+                "MAILSYNC_KAFKA_ENSURE_TOPICS": "true",
             }
             started.append(
                 ManagedProcess(

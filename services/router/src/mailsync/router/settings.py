@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from mailsync.common.settings import ServiceSettings
+from mailsync.router.domain import AttachmentPolicy
+
+_REFERENCE_TYPES = ("jpg", "jpeg", "png", "mp4", "mpeg", "zip", "rar", "pdf", "doc", "docx", "txt")
 
 
 class Settings(ServiceSettings):
@@ -16,3 +19,23 @@ class Settings(ServiceSettings):
     http_port: int = Field(
         default=8083, ge=0, le=65535, description="Port of health, metrics and API endpoints."
     )
+    api_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token required by the read API; unset leaves it open (local use only).",
+    )
+    outlook_attachment_max_bytes: int | None = Field(
+        default=3 * 1024 * 1024,
+        ge=0,
+        description="Largest Outlook attachment that syncs (O3): reference 3 MB; Graph allows up to 150 MB.",
+    )
+    outlook_attachment_types: tuple[str, ...] = Field(
+        default=_REFERENCE_TYPES,
+        description="File extensions of Outlook attachments that sync (O3); empty: any.",
+    )
+
+    def outlook_policy(self) -> AttachmentPolicy:
+        """The O3 policy these settings describe."""
+        return AttachmentPolicy(
+            max_bytes=self.outlook_attachment_max_bytes,
+            allowed_extensions=frozenset(t.lower().lstrip(".") for t in self.outlook_attachment_types),
+        )

@@ -236,6 +236,7 @@ SEND_COMPLETED_SENT = SendCompleted(
     provider="gmail",
     connection_id="conn_ada_acme",
     mailbox_address="ada@acme-corp.com",
+    mailbox_id="mbx_gmail_ada",
     provider_message_id="18e0f5d1b2c3a4f5",
     provider_thread_id="18e0f3c2a7b4d5e6",
     internet_message_id="<CAK=ada.5678@mail.gmail.com>",

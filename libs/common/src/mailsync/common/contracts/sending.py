@@ -265,6 +265,13 @@ class SendCompleted(Event):
     mailbox_address: EmailAddress | None = Field(
         default=None, description="The sending mailbox's address (the From), for the `mailbox` route."
     )
+    mailbox_id: EntityId | None = Field(
+        default=None,
+        description=(
+            "mailsync's id of the sending mailbox, for the `mailbox` route: the same id its ingested "
+            "messages carry, so the router can tie the CRM-started thread to them (G1a, O1, M3)."
+        ),
+    )
     provider_message_id: ProviderId | None = Field(
         default=None,
         description="The provider's id of the sent message (Gmail message id / Graph message id).",

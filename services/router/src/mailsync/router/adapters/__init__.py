@@ -1,0 +1,1 @@
+"""MongoDB read models and stores of the router. Each store owns its collections and their indexes."""

@@ -1,0 +1,140 @@
+"""The CRM directory read model: users and contacts per subaccount, as the CRM publishes them.
+
+Updates carry a per-entity `revision`; a write applies only if its revision is higher than the stored one, so
+redelivered or out-of-order events never roll an entity back. A removal is kept as a tombstone with its
+revision, so a late upsert cannot resurrect it. Contacts the router creates itself (P6) get revision -1, so
+the CRM's first event about them (revision 0 or more) takes over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from mailsync.common.contracts import (
+    ContactRemoved,
+    ContactUpserted,
+    DirectoryEvent,
+    SubaccountUserRemoved,
+    SubaccountUserUpserted,
+)
+from mailsync.common.mongo import Document
+from mailsync.router.domain import ContactFacts, UserFacts
+from mailsync.router.domain.identity import normalize_address
+
+ROUTER_CREATED_REVISION = -1
+
+
+class DirectoryStore:
+    """Collections `directory_users` and `directory_contacts`."""
+
+    def __init__(self, database: AsyncDatabase[Document]) -> None:
+        self._users = database["directory_users"]
+        self._contacts = database["directory_contacts"]
+
+    async def ensure_indexes(self) -> None:
+        await self._users.create_index([("subaccount_id", ASCENDING)])
+        await self._contacts.create_index([("subaccount_id", ASCENDING), ("addresses", ASCENDING)])
+
+    async def apply(self, event: DirectoryEvent) -> bool:
+        """Apply one directory event; False when it was stale (an equal or newer revision is stored)."""
+        match event:
+            case SubaccountUserUpserted():
+                document: Document = {
+                    "subaccount_id": event.subaccount_id,
+                    "user_id": event.user_id,
+                    "addresses": sorted({normalize_address(a) for a in event.email_addresses}),
+                    "bcc_address": normalize_address(event.bcc_address) if event.bcc_address else None,
+                    "removed": False,
+                }
+                return await _write(
+                    self._users, f"{event.subaccount_id}|{event.user_id}", event.revision, document
+                )
+            case SubaccountUserRemoved():
+                document = {"subaccount_id": event.subaccount_id, "user_id": event.user_id, "removed": True}
+                return await _write(
+                    self._users, f"{event.subaccount_id}|{event.user_id}", event.revision, document
+                )
+            case ContactUpserted():
+                document = {
+                    "subaccount_id": event.subaccount_id,
+                    "contact_id": event.contact_id,
+                    "addresses": sorted({normalize_address(a) for a in event.email_addresses}),
+                    "assigned_user_id": event.assigned_user_id,
+                    "created_at": event.created_at,
+                    "removed": False,
+                }
+                key = f"{event.subaccount_id}|{event.contact_id}"
+                return await _write(self._contacts, key, event.revision, document)
+            case ContactRemoved():
+                document = {
+                    "subaccount_id": event.subaccount_id,
+                    "contact_id": event.contact_id,
+                    "removed": True,
+                }
+                key = f"{event.subaccount_id}|{event.contact_id}"
+                return await _write(self._contacts, key, event.revision, document)
+
+    async def create_contact(
+        self, subaccount_id: str, contact_id: str, address: str, assigned_user_id: str, created_at: datetime
+    ) -> None:
+        """Record a contact the router created (P6), unless the CRM already told us about it."""
+        document = {
+            "subaccount_id": subaccount_id,
+            "contact_id": contact_id,
+            "addresses": [normalize_address(address)],
+            "assigned_user_id": assigned_user_id,
+            "created_at": created_at,
+            "removed": False,
+            "created_by_router": True,
+        }
+        await _write(self._contacts, f"{subaccount_id}|{contact_id}", ROUTER_CREATED_REVISION, document)
+
+    async def users_in(self, subaccount_ids: Iterable[str]) -> dict[str, list[UserFacts]]:
+        """The live users of each subaccount."""
+        found: dict[str, list[UserFacts]] = {}
+        cursor = self._users.find({"subaccount_id": {"$in": list(subaccount_ids)}, "removed": False})
+        async for doc in cursor:
+            found.setdefault(doc["subaccount_id"], []).append(
+                UserFacts(doc["user_id"], frozenset(doc["addresses"]), doc.get("bcc_address"))
+            )
+        return found
+
+    async def contacts_with(
+        self, subaccount_ids: Iterable[str], addresses: Iterable[str]
+    ) -> dict[str, list[ContactFacts]]:
+        """The live contacts of each subaccount that carry one of `addresses` (normalised)."""
+        query: dict[str, Any] = {
+            "subaccount_id": {"$in": list(subaccount_ids)},
+            "addresses": {"$in": sorted(set(addresses))},
+            "removed": False,
+        }
+        found: dict[str, list[ContactFacts]] = {}
+        async for doc in self._contacts.find(query):
+            found.setdefault(doc["subaccount_id"], []).append(
+                ContactFacts(
+                    doc["contact_id"],
+                    frozenset(doc["addresses"]),
+                    doc.get("assigned_user_id"),
+                    doc["created_at"],
+                )
+            )
+        return found
+
+
+async def _write(collection: Any, key: str, revision: int, document: Document) -> bool:
+    """Upsert `document` under `key` if `revision` is newer than the stored one."""
+    try:
+        result = await collection.update_one(
+            {"_id": key, "revision": {"$lt": revision}},
+            {"$set": {**document, "revision": revision}},
+            upsert=True,
+        )
+    except DuplicateKeyError:
+        return False  # a document with an equal or newer revision exists
+    return bool(result.upserted_id is not None or result.modified_count or result.matched_count)
