@@ -56,7 +56,7 @@ docs: install ## Regenerate the AsyncAPI documents in docs/asyncapi/
 	$(RUN) python -m mailsync.common.asyncapi write $(SERVICES)
 
 bench: install ## Run the benchmarks (figures are ratios against a baseline measured in the same run)
-	$(RUN) python -m bench
+	for bench in bench/*_bench.py; do $(RUN) python $$bench || exit 1; done
 
 clean: ## Remove caches and the local tools
 	rm -rf $(TOOLS) .venv .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -7,10 +7,11 @@ Every handler is idempotent, so at-least-once delivery is safe:
 - `record_send_result` links and claims the CRM-started thread (first write wins) and stores the CRM-sent
   message under its deterministic id, so the copy that later appears in the mailbox's Sent folder is the same
   message, not a second one.
-- `route_message` stores each filing under a deterministic message id (D2) and publishes
-  `ConversationMessageRecorded` until it is marked published: a crash between storing and publishing is
-  repaired by the redelivery. `MessageNotSynced` events carry a deterministic `event_id`, so consumers can
-  drop the duplicates a redelivery may produce.
+- `route_message` announces each filing (`ConversationMessageRecorded`) and then stores it under a
+  deterministic message id (D2); a filing already stored is neither announced nor stored again, and a crash
+  between announcing and storing announces it once more, under the same `event_id`. `MessageNotSynced`
+  events also carry a deterministic `event_id`, so consumers can drop the duplicates a redelivery produces.
+  A CRM-sent message stored from its send result is never announced: the CRM created it.
 
 Database and broker errors propagate: the delivery middleware retries them and never commits the offset of
 a message whose effects were not all applied.
@@ -18,6 +19,7 @@ a message whose effects were not all applied.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -139,86 +141,79 @@ class Router:
                 "recorded_at": self.clock(),
             }
         )
-        # The CRM created this message itself; nothing to announce.
-        await self.conversations.mark_published(message_id_for(conversation_id, key))
 
     async def route_message(self, message: MessageIngested) -> None:
         """Decide where `message` belongs; store and announce its filings, report its skips."""
-        decision = route_message(message, await self._facts(message))
+        facts = await self._facts(message)
+        decision = route_message(message, facts)
         if decision.skips and self.freshness is not None:
             await self.freshness.wait_until_current(message.occurred_at)
-            decision = route_message(message, await self._facts(message))
-        for filing in decision.filings:
-            await self._file(message, filing)
+            facts = await self._facts(message)
+            decision = route_message(message, facts)
+        if decision.filings:
+            await self._file(message, decision.filings, facts)
         for skip in decision.skips:
             await self._report(message, skip)
 
     async def _facts(self, message: MessageIngested) -> RoutingFacts:
+        """Everything the rules need, in two round trips: the mailbox's bindings, then the rest at once."""
         bindings = await self.connections.bindings_for(message.mailbox_id)
         subaccount_ids = sorted({b.subaccount_id for b in bindings})
         addresses = {
             normalize_address(a.email) for a in (message.from_, *message.to, *message.cc, *message.bcc)
         }
-        users = await self.directory.users_in(subaccount_ids)
-        contacts = await self.directory.contacts_with(subaccount_ids, addresses)
         references = [r for r in (message.in_reply_to, *message.references) if r]
-        links = await self.threads.links(message.mailbox_id, message.provider_thread_id, references)
+        users, contacts, links, owner = await asyncio.gather(
+            self.directory.users_in(subaccount_ids),
+            self.directory.contacts_with(subaccount_ids, addresses),
+            self.threads.links(message.mailbox_id, message.provider_thread_id, references),
+            self.threads.owner(message.mailbox_id, message.provider_thread_id),
+        )
         return RoutingFacts(
             bindings=tuple(bindings),
             subaccounts={
                 s: SubaccountFacts(s, tuple(users.get(s, ())), tuple(contacts.get(s, ())), links.get(s))
                 for s in subaccount_ids
             },
-            thread_owner=await self.threads.owner(message.mailbox_id, message.provider_thread_id),
+            thread_owner=owner,
             attachment_policies=self.attachment_policies,
         )
 
-    async def _file(self, message: MessageIngested, filing: Filing) -> None:
+    async def _file(self, message: MessageIngested, filings: tuple[Filing, ...], facts: RoutingFacts) -> None:
+        """Announce, then store, each filing not stored yet (a stored filing was announced before).
+
+        A crash between the two announces the filing again on redelivery, under the same `event_id`.
+        """
         now = self.clock()
+        key = message_key(message.internet_message_id, message.mailbox_id, message.provider_message_id)
+        message_ids = [message_id_for(f.conversation_id, key) for f in filings]
+        stored = await self.conversations.existing(message_ids)
+        await asyncio.gather(*(self._prepare(message, f, facts, now) for f in filings))
+        pending = [(i, f) for i, f in zip(message_ids, filings, strict=True) if i not in stored]
+        events = [(i, f, _recorded(i, message, f, now)) for i, f in pending]
+        await asyncio.gather(
+            *(self.publisher.publish(CONVERSATION_MESSAGES_RECORDED, e) for _, _, e in events)
+        )
+        await asyncio.gather(*(self.conversations.store(_document(i, message, f, e)) for i, f, e in events))
+
+    async def _prepare(
+        self, message: MessageIngested, filing: Filing, facts: RoutingFacts, now: datetime
+    ) -> None:
+        """Create the P6 contact and link the thread to the conversation, where not done yet."""
         if filing.new_contact is not None:
             await self.directory.create_contact(
                 filing.subaccount_id, filing.contact_id, filing.new_contact.address, filing.user_id, now
             )
-        await self.threads.link(
-            mailbox_id=message.mailbox_id,
-            provider_thread_id=message.provider_thread_id,
-            subaccount_id=filing.subaccount_id,
-            contact_id=filing.contact_id,
-            conversation_id=filing.conversation_id,
-            started_by=filing.rule,
-            at=message.received_at,
-        )
-        key = message_key(message.internet_message_id, message.mailbox_id, message.provider_message_id)
-        message_id = message_id_for(filing.conversation_id, key)
-        event = ConversationMessageRecorded(
-            event_id=uuid.UUID(message_id),
-            occurred_at=now,
-            subaccount_id=filing.subaccount_id,
-            contact_id=filing.contact_id,
-            conversation_id=filing.conversation_id,
-            message_id=message_id,
-            connection_id=filing.connection_id,
-            user_id=filing.user_id,
-            provider=message.provider,
-            provider_message_id=message.provider_message_id,
-            provider_thread_id=message.provider_thread_id,
-            internet_message_id=message.internet_message_id,
-            direction=message.direction,
-            subject=message.subject,
-            from_=message.from_,
-            to=message.to,
-            cc=message.cc,
-            sent_at=message.sent_at,
-            snippet=message.snippet,
-            body=message.body,
-            attachments=message.attachments,
-            contact_created=filing.new_contact is not None,
-            recorded_at=now,
-        )
-        stored = await self.conversations.store(_document(message_id, message, filing, event))
-        if stored or not await self.conversations.is_published(message_id):
-            await self.publisher.publish(CONVERSATION_MESSAGES_RECORDED, event)
-            await self.conversations.mark_published(message_id)
+        if facts.subaccounts[filing.subaccount_id].thread is None:
+            await self.threads.link(
+                mailbox_id=message.mailbox_id,
+                provider_thread_id=message.provider_thread_id,
+                subaccount_id=filing.subaccount_id,
+                contact_id=filing.contact_id,
+                conversation_id=filing.conversation_id,
+                started_by=filing.rule,
+                at=message.received_at,
+            )
 
     async def _report(self, message: MessageIngested, skip: Skip) -> None:
         key = message_key(message.internet_message_id, message.mailbox_id, message.provider_message_id)
@@ -238,6 +233,36 @@ class Router:
                 detail=skip.detail,
             ),
         )
+
+
+def _recorded(
+    message_id: str, message: MessageIngested, filing: Filing, now: datetime
+) -> ConversationMessageRecorded:
+    return ConversationMessageRecorded(
+        event_id=uuid.UUID(message_id),
+        occurred_at=now,
+        subaccount_id=filing.subaccount_id,
+        contact_id=filing.contact_id,
+        conversation_id=filing.conversation_id,
+        message_id=message_id,
+        connection_id=filing.connection_id,
+        user_id=filing.user_id,
+        provider=message.provider,
+        provider_message_id=message.provider_message_id,
+        provider_thread_id=message.provider_thread_id,
+        internet_message_id=message.internet_message_id,
+        direction=message.direction,
+        subject=message.subject,
+        from_=message.from_,
+        to=message.to,
+        cc=message.cc,
+        sent_at=message.sent_at,
+        snippet=message.snippet,
+        body=message.body,
+        attachments=message.attachments,
+        contact_created=filing.new_contact is not None,
+        recorded_at=now,
+    )
 
 
 def _rfc_id(internet_message_id: str | None) -> str | None:

@@ -2,8 +2,7 @@
 
 The document id is the deterministic CRM message id (`identity.message_id_for`), so a redelivered, re-notified
 or re-fetched message, and the Sent-folder copy of a CRM-sent email, all land on the same document.
-`published` records that the `ConversationMessageRecorded` event went out, so a crash between storing and
-publishing is repaired by the redelivery instead of losing the event.
+A filing is announced before it is stored, so a stored message was always announced (see the handlers).
 """
 
 from __future__ import annotations
@@ -30,14 +29,14 @@ class ConversationStore:
 
     async def store(self, document: Document) -> bool:
         """Store a filed message (its `_id` is the message id); False when it was already stored."""
-        return await insert_once(self._messages, {**document, "published": False})
+        return await insert_once(self._messages, document)
 
-    async def is_published(self, message_id: str) -> bool:
-        doc = await self._messages.find_one({"_id": message_id}, {"published": 1})
-        return bool(doc and doc.get("published"))
-
-    async def mark_published(self, message_id: str) -> None:
-        await self._messages.update_one({"_id": message_id}, {"$set": {"published": True}})
+    async def existing(self, message_ids: list[str]) -> set[str]:
+        """Which of `message_ids` are stored."""
+        if not message_ids:
+            return set()
+        cursor = self._messages.find({"_id": {"$in": message_ids}}, {"_id": 1})
+        return {str(doc["_id"]) async for doc in cursor}
 
     async def list_for_contact(
         self, subaccount_id: str, contact_id: str, *, limit: int, newest_first: bool = False
@@ -46,7 +45,7 @@ class ConversationStore:
         cursor = (
             self._messages.find(
                 {"subaccount_id": subaccount_id, "contact_id": contact_id},
-                {"published": 0, "event": 0},
+                {"event": 0},
             )
             .sort("sent_at", DESCENDING if newest_first else ASCENDING)
             .limit(limit)

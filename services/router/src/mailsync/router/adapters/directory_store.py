@@ -8,6 +8,7 @@ the CRM's first event about them (revision 0 or more) takes over.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -98,33 +99,41 @@ class DirectoryStore:
     async def users_in(self, subaccount_ids: Iterable[str]) -> dict[str, list[UserFacts]]:
         """The live users of each subaccount."""
         found: dict[str, list[UserFacts]] = {}
-        cursor = self._users.find({"subaccount_id": {"$in": list(subaccount_ids)}, "removed": False})
-        async for doc in cursor:
-            found.setdefault(doc["subaccount_id"], []).append(
-                UserFacts(doc["user_id"], frozenset(doc["addresses"]), doc.get("bcc_address"))
-            )
+        for subaccount_id, docs in await self._per_subaccount(self._users, subaccount_ids, {}):
+            found[subaccount_id] = [
+                UserFacts(d["user_id"], frozenset(d["addresses"]), d.get("bcc_address")) for d in docs
+            ]
         return found
 
     async def contacts_with(
         self, subaccount_ids: Iterable[str], addresses: Iterable[str]
     ) -> dict[str, list[ContactFacts]]:
         """The live contacts of each subaccount that carry one of `addresses` (normalised)."""
-        query: dict[str, Any] = {
-            "subaccount_id": {"$in": list(subaccount_ids)},
-            "addresses": {"$in": sorted(set(addresses))},
-            "removed": False,
-        }
+        wanted = {"addresses": {"$in": sorted(set(addresses))}}
         found: dict[str, list[ContactFacts]] = {}
-        async for doc in self._contacts.find(query):
-            found.setdefault(doc["subaccount_id"], []).append(
+        for subaccount_id, docs in await self._per_subaccount(self._contacts, subaccount_ids, wanted):
+            found[subaccount_id] = [
                 ContactFacts(
-                    doc["contact_id"],
-                    frozenset(doc["addresses"]),
-                    doc.get("assigned_user_id"),
-                    doc["created_at"],
+                    d["contact_id"], frozenset(d["addresses"]), d.get("assigned_user_id"), d["created_at"]
                 )
-            )
+                for d in docs
+            ]
         return found
+
+    @staticmethod
+    async def _per_subaccount(
+        collection: Any, subaccount_ids: Iterable[str], query: dict[str, Any]
+    ) -> list[tuple[str, list[Document]]]:
+        """Live documents per subaccount: one indexed equality query each, run concurrently.
+
+        Tombstones are filtered here rather than in the query, so the query matches the index exactly.
+        """
+
+        async def one(subaccount_id: str) -> tuple[str, list[Document]]:
+            docs = await collection.find({"subaccount_id": subaccount_id, **query}).to_list()
+            return subaccount_id, [d for d in docs if not d.get("removed")]
+
+        return list(await asyncio.gather(*(one(s) for s in subaccount_ids)))
 
 
 async def _write(collection: Any, key: str, revision: int, document: Document) -> bool:

@@ -1,0 +1,279 @@
+"""Benchmark of the router against a raw baseline, on the real Kafka broker and MongoDB-wire server.
+
+In one run, with one subaccount of `--contacts` contacts (100,000 by default) and one connected mailbox:
+
+- baseline: `--messages` canonical events consumed from the messages topic by a plain consumer and
+  bulk-upserted into a collection of the same database, with no logic (batches as Kafka returns them);
+- router: the same events routed by the router service (its own process, as deployed): facts gathered,
+  rules applied, each message stored once and its `ConversationMessageRecorded` published, offsets committed
+  per message. Throughput is measured between the first and the last stored message; the ratio to the
+  baseline is the figure to watch (issue 6's target: at least 70 %);
+- latency: with the router idle, events published at `--rate` per second; event time (set when published)
+  to stored (`recorded_at`), p50 and p99;
+- memory: the router process's peak resident set (VmHWM) at the end, with the directory loaded.
+
+    uv run python bench/router_bench.py [--messages 2000] [--contacts 100000] [--rate 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from faststream.kafka import KafkaBroker
+from pymongo import AsyncMongoClient, UpdateOne
+
+from mailsync.common.contracts import (
+    MESSAGES_INGESTED,
+    Address,
+    ConnectionChanged,
+    MessageBody,
+    MessageIngested,
+    contract_for,
+)
+from mailsync.common.topics_admin import contract_topic_names, ensure_topics
+from mailsync.devstack.ports import free_port
+from mailsync.devstack.stack import Stack
+
+PREFIX = "bench."
+DATABASE = "router_bench"
+MAILBOX = "gmail:ada@acme.example"
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def message(n: int, contacts: int, at: datetime) -> MessageIngested:
+    sender = f"contact{n * 7919 % contacts}@clients.example"
+    return MessageIngested(
+        occurred_at=at,
+        provider="gmail",
+        mailbox_id=MAILBOX,
+        mailbox_address="ada@acme.example",
+        connection_ids=("conn_ada",),
+        provider_message_id=f"m{n:08d}",
+        provider_thread_id=f"t{n:08d}",
+        internet_message_id=f"<{n}@clients.example>",
+        subject=f"Order {n}",
+        from_=Address(email=sender),
+        to=(Address(email="ada@acme.example"),),
+        direction="inbound",
+        sent_by_owner=False,
+        sent_at=at,
+        received_at=at,
+        snippet="Hello Ada, about the order",
+        body=MessageBody(text="Hello Ada,\n\nabout the order.\n"),
+    )
+
+
+async def seed(mongo: AsyncMongoClient[dict[str, Any]], contacts: int) -> None:
+    database = mongo[DATABASE]
+    await database["directory_users"].insert_one(
+        {
+            "_id": "loc_a|usr_ada",
+            "subaccount_id": "loc_a",
+            "user_id": "usr_ada",
+            "addresses": ["ada@acme.example"],
+            "bcc_address": None,
+            "removed": False,
+            "revision": 1,
+        }
+    )
+    batch = []
+    for n in range(contacts):
+        batch.append(
+            {
+                "_id": f"loc_a|con{n}",
+                "subaccount_id": "loc_a",
+                "contact_id": f"con{n}",
+                "addresses": [f"contact{n}@clients.example"],
+                "assigned_user_id": "usr_ada",
+                "created_at": T0,
+                "removed": False,
+                "revision": 1,
+            }
+        )
+        if len(batch) == 5000:
+            await database["directory_contacts"].insert_many(batch)
+            batch = []
+    if batch:
+        await database["directory_contacts"].insert_many(batch)
+
+
+async def publish(broker: KafkaBroker, events: list[MessageIngested], topic: str) -> None:
+    contract = contract_for(MESSAGES_INGESTED)
+    for start in range(0, len(events), 200):
+        await asyncio.gather(
+            *(
+                broker.publish(contract.serialize(e), topic=topic, key=e.mailbox_id.encode())
+                for e in events[start : start + 200]
+            )
+        )
+
+
+async def baseline(bootstrap: str, topic: str, mongo: AsyncMongoClient[dict[str, Any]], total: int) -> float:
+    """Messages per second: consume and bulk-upsert with no logic."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id="bench-baseline",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    collection = mongo[DATABASE]["baseline"]
+    await consumer.start()
+    done = 0
+    first = last = 0.0
+    try:
+        while done < total:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=500)
+            for records in batches.values():
+                if not records:
+                    continue
+                first = first or time.perf_counter()
+                event_docs = [MessageIngested.model_validate_json(r.value) for r in records]
+                await collection.bulk_write(
+                    [
+                        UpdateOne(
+                            {"_id": e.provider_message_id}, {"$set": e.model_dump(mode="json")}, upsert=True
+                        )
+                        for e in event_docs
+                    ],
+                    ordered=False,
+                )
+                done += len(records)
+                last = time.perf_counter()
+            await consumer.commit()
+    finally:
+        await consumer.stop()
+    return total / (last - first)
+
+
+def start_router(stack: Stack, log: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        **stack.env(),
+        "MAILSYNC_MONGODB_DATABASE": DATABASE,
+        "MAILSYNC_KAFKA_TOPIC_PREFIX": PREFIX,
+        "MAILSYNC_HTTP_PORT": str(free_port()),
+        "MAILSYNC_LOG_LEVEL": "WARNING",
+    }
+    with log.open("wb") as stderr:
+        return subprocess.Popen([sys.executable, "-m", "mailsync.router"], env=env, stderr=stderr)  # noqa: S603
+
+
+async def stored_times(mongo: AsyncMongoClient[dict[str, Any]], ids: set[str]) -> list[dict[str, Any]]:
+    cursor = mongo[DATABASE]["conversation_messages"].find(
+        {"provider_message_id": {"$in": sorted(ids)}}, {"recorded_at": 1, "sent_at": 1}
+    )
+    return [doc async for doc in cursor]
+
+
+async def wait_stored(mongo: AsyncMongoClient[dict[str, Any]], total: int, within: float) -> None:
+    deadline = time.monotonic() + within
+    collection = mongo[DATABASE]["conversation_messages"]
+    while await collection.count_documents({}) < total:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the router stored fewer than {total} messages within {within} s")
+        await asyncio.sleep(0.5)
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def run(args: argparse.Namespace, stack: Stack) -> None:
+    bootstrap = stack.kafka_bootstrap_servers
+    topic = f"{PREFIX}{MESSAGES_INGESTED}"
+    await ensure_topics(bootstrap, contract_topic_names(PREFIX), partitions=3, replication=1)
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongodb_uri, tz_aware=True)
+    broker = KafkaBroker(bootstrap)
+    await broker.start()
+    try:
+        began = time.perf_counter()
+        await seed(mongo, args.contacts)
+        connected = ConnectionChanged(
+            occurred_at=T0,
+            connection_id="conn_ada",
+            subaccount_id="loc_a",
+            user_id="usr_ada",
+            provider="gmail",
+            mailbox_id=MAILBOX,
+            email_address="ada@acme.example",
+            status="active",
+            change="connected",
+            connected_at=T0,
+        )
+        contract = contract_for("mailsync.connections.changed.v1")
+        await broker.publish(
+            contract.serialize(connected), topic=f"{PREFIX}{contract.topic}", key=b"conn_ada"
+        )
+        now = datetime.now(UTC)
+        events = [message(n, args.contacts, now) for n in range(args.messages)]
+        await publish(broker, events, topic)
+        print(
+            f"seeded {args.contacts} contacts and {args.messages} events in {time.perf_counter() - began:.1f} s"
+        )
+
+        raw = await baseline(bootstrap, topic, mongo, args.messages)
+        print(f"baseline (consume + bulk upsert, no logic): {raw:.0f} msg/s")
+
+        router = start_router(stack, Path(args.router_log))
+        try:
+            await wait_stored(mongo, args.messages, within=max(120.0, args.messages / 2))
+            docs = await stored_times(mongo, {e.provider_message_id for e in events})
+            times = sorted(d["recorded_at"] for d in docs)
+            routed = len(times) / (times[-1] - times[0]).total_seconds()
+            print(f"router (routed, stored once, announced, committed per message): {routed:.0f} msg/s")
+            print(f"ratio router / baseline: {routed / raw:.2f} (target >= 0.70)")
+
+            live_start = args.messages
+            live = []
+            for n in range(live_start, live_start + args.rate * 10):
+                event = message(n, args.contacts, datetime.now(UTC))
+                live.append(event)
+                await publish(broker, [event], topic)
+                await asyncio.sleep(1 / args.rate)
+            await wait_stored(mongo, args.messages + len(live), within=120)
+            docs = await stored_times(mongo, {e.provider_message_id for e in live})
+            latencies = sorted((d["recorded_at"] - d["sent_at"]).total_seconds() * 1000 for d in docs)
+            p50 = statistics.median(latencies)
+            p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+            print(f"event-to-stored latency at {args.rate}/s: p50 {p50:.0f} ms, p99 {p99:.0f} ms")
+            print(f"router peak RSS with {args.contacts} contacts: {peak_rss_mib(router.pid):.0f} MiB")
+        finally:
+            router.send_signal(signal.SIGTERM)
+            router.wait(timeout=30)
+    finally:
+        await broker.stop()
+        await mongo.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--contacts", type=int, default=100_000)
+    parser.add_argument("--rate", type=int, default=50)
+    parser.add_argument("--router-log", default="/tmp/router-bench.log", help="where the router process logs")
+    args = parser.parse_args()
+    with Stack() as stack:
+        stack.start()
+        asyncio.run(run(args, stack))
+
+
+if __name__ == "__main__":
+    main()
