@@ -48,12 +48,14 @@ typecheck: install
 contracts: install ## Fail if the committed JSON Schemas or AsyncAPI documents are stale or incompatible
 	$(RUN) python -m mailsync.common.contracts.schemas check
 	$(RUN) python -m mailsync.common.asyncapi check $(SERVICES)
+	$(RUN) python -m mailsync.common.contracts.catalog check
 
 schemas: install ## Regenerate the JSON Schemas (refuses incompatible changes)
 	$(RUN) python -m mailsync.common.contracts.schemas write
 
-docs: install ## Regenerate the AsyncAPI documents in docs/asyncapi/
+docs: install ## Regenerate docs/contracts.md and the AsyncAPI documents in docs/asyncapi/
 	$(RUN) python -m mailsync.common.asyncapi write $(SERVICES)
+	$(RUN) python -m mailsync.common.contracts.catalog write
 
 bench: install ## Run the benchmarks (figures are ratios against a baseline measured in the same run)
 	for bench in bench/*_bench.py; do $(RUN) python $$bench || exit 1; done
