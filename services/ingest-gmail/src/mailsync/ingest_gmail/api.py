@@ -1,0 +1,232 @@
+"""HTTP API of ingest-gmail: the connection lifecycle, the sender's access-token API, and Pub/Sub push.
+
+See docs/ingest-gmail.md for the full contract. Errors are ``{"error": "<code>", "message": ...}`` with the
+status of the :class:`~mailsync.ingest_gmail.handlers.connections.LifecycleError` raised.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from mailsync.common.delivery import TransientError
+from mailsync.ingest_gmail.adapters.push_verifier import PushVerifier
+from mailsync.ingest_gmail.domain.connections import Connection
+from mailsync.ingest_gmail.domain.notifications import MalformedNotificationError, decode_push_envelope
+from mailsync.ingest_gmail.handlers.connections import ConnectionManager, LifecycleError
+from mailsync.ingest_gmail.handlers.notifications import NotificationIntake
+from mailsync.ingest_gmail.metrics import IngestMetrics
+
+logger = logging.getLogger(__name__)
+
+_MAX_ID = 256
+
+
+def add_routes(
+    app: web.Application,
+    manager: ConnectionManager,
+    *,
+    api_token: str | None,
+    internal_token: str | None,
+) -> None:
+    """Mount the lifecycle and internal routes."""
+
+    def guard(token: str | None, request: web.Request, *, required: bool) -> web.Response | None:
+        if token is None and not required:
+            return None
+        if token is None or not _bearer_matches(request, token):
+            return _error(401, "unauthorized", "a valid bearer token is required")
+        return None
+
+    async def authorize(request: web.Request) -> web.Response:
+        if denied := guard(api_token, request, required=False):
+            return denied
+        body = await _json(request)
+        subaccount_id, user_id = body.get("subaccount_id"), body.get("user_id")
+        if not _valid_id(subaccount_id) or not _valid_id(user_id):
+            return _error(400, "invalid_request", "subaccount_id and user_id are required strings")
+        limit = body.get("daily_send_limit")
+        if limit is not None and not isinstance(limit, int):
+            return _error(400, "invalid_daily_send_limit", "daily_send_limit must be 500 or 2000")
+        url = await manager.start_authorization(
+            subaccount_id=str(subaccount_id),
+            user_id=str(user_id),
+            daily_send_limit=limit,
+            login_hint=_optional_str(body.get("login_hint")),
+        )
+        return web.json_response({"authorization_url": url})
+
+    async def callback(request: web.Request) -> web.Response:
+        query = request.query
+        connection, change = await manager.complete_authorization(
+            state=query.get("state"), code=query.get("code"), error=query.get("error")
+        )
+        status = 201 if change == "connected" else 200
+        return _connection_response(connection, None, status=status, change=change)
+
+    async def status(request: web.Request) -> web.Response:
+        if denied := guard(api_token, request, required=False):
+            return denied
+        connection, last_synced_at = await manager.status(request.match_info["connection_id"])
+        return _connection_response(connection, last_synced_at)
+
+    async def update_email(request: web.Request) -> web.Response:
+        if denied := guard(api_token, request, required=False):
+            return denied
+        body = await _json(request)
+        url = await manager.start_update_email(
+            request.match_info["connection_id"], _optional_str(body.get("login_hint"))
+        )
+        return web.json_response({"authorization_url": url})
+
+    async def disconnect(request: web.Request) -> web.Response:
+        if denied := guard(api_token, request, required=False):
+            return denied
+        connection = await manager.disconnect(request.match_info["connection_id"])
+        _, last_synced_at = await manager.status(connection.connection_id)
+        return _connection_response(connection, last_synced_at)
+
+    async def set_limit(request: web.Request) -> web.Response:
+        if denied := guard(internal_token, request, required=True):
+            return denied
+        body = await _json(request)
+        limit = body.get("daily_send_limit")
+        if not isinstance(limit, int):
+            return _error(400, "invalid_daily_send_limit", "daily_send_limit must be 500 or 2000")
+        connection = await manager.set_daily_send_limit(request.match_info["connection_id"], limit)
+        _, last_synced_at = await manager.status(connection.connection_id)
+        return _connection_response(connection, last_synced_at)
+
+    async def access_token(request: web.Request) -> web.Response:
+        # The sender's contract: error bodies are exactly {"error": "<code>"}.
+        if internal_token is None or not _bearer_matches(request, internal_token):
+            return web.json_response({"error": "unauthorized"}, status=401)
+        try:
+            grant = await manager.access_token(request.match_info["connection_id"])
+        except LifecycleError as error:
+            return web.json_response({"error": error.code}, status=error.status)
+        except TransientError:
+            return web.json_response({"error": "provider_unavailable"}, status=503)
+        connection = grant.connection
+        return web.json_response(
+            {
+                "connection_id": connection.connection_id,
+                "provider": "gmail",
+                "mailbox_id": connection.mailbox_id,
+                "email_address": connection.email_address,
+                "status": connection.status,
+                "access_token": grant.access_token,
+                "expires_at": _iso(grant.expires_at),
+                "daily_send_limit": connection.daily_send_limit,
+            },
+            headers={"Cache-Control": "no-store"},
+        )
+
+    app.router.add_post("/v1/connections/authorize", _handled(authorize))
+    app.router.add_get("/v1/oauth/callback", _handled(callback))
+    app.router.add_get("/v1/connections/{connection_id}", _handled(status))
+    app.router.add_post("/v1/connections/{connection_id}/update-email", _handled(update_email))
+    app.router.add_post("/v1/connections/{connection_id}/disconnect", _handled(disconnect))
+    app.router.add_put("/v1/connections/{connection_id}/daily-send-limit", _handled(set_limit))
+    app.router.add_post("/internal/v1/connections/{connection_id}/access-token", _handled(access_token))
+
+
+def add_push_route(
+    app: web.Application, verifier: PushVerifier, intake: NotificationIntake, metrics: IngestMetrics
+) -> None:
+    """Mount ``POST /v1/pubsub/push``: verify, decode, publish a hint, answer 204 (Pub/Sub's ack)."""
+
+    async def push(request: web.Request) -> web.Response:
+        rejection = await verifier.verify(request.headers.get("Authorization"))
+        if rejection is not None:
+            metrics.push_rejected.labels(rejection.reason).inc()
+            return _error(rejection.status, rejection.reason, "push request refused")
+        try:
+            notification = decode_push_envelope(await request.read())
+        except MalformedNotificationError as error:
+            metrics.push_rejected.labels(error.reason).inc()
+            return _error(400, error.reason, "malformed Pub/Sub push body")
+        try:
+            await intake.accept(notification, "push")
+        except Exception:
+            logger.exception("could not publish a hint; Pub/Sub will redeliver")
+            return _error(503, "unavailable", "try again")
+        return web.Response(status=204)
+
+    app.router.add_post("/v1/pubsub/push", push)
+
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def _handled(handler: Handler) -> Handler:
+    async def wrapped(request: web.Request) -> web.Response:
+        try:
+            response = await handler(request)
+        except LifecycleError as error:
+            return _error(error.status, error.code, error.message, **error.details)
+        except TransientError as error:
+            return _error(503, "provider_unavailable", str(error))
+        return response
+
+    return wrapped
+
+
+def _connection_response(
+    connection: Connection, last_synced_at: datetime | None, *, status: int = 200, change: str | None = None
+) -> web.Response:
+    body: dict[str, Any] = {
+        "connection_id": connection.connection_id,
+        "subaccount_id": connection.subaccount_id,
+        "user_id": connection.user_id,
+        "provider": "gmail",
+        "mailbox_id": connection.mailbox_id,
+        "email_address": connection.email_address,
+        "status": connection.status,
+        "connected_at": _iso(connection.connected_at),
+        "last_synced_at": _iso(last_synced_at) if last_synced_at else None,
+        "daily_send_limit": connection.daily_send_limit,
+        "reason": connection.reason,
+    }
+    if change is not None:
+        body["change"] = change
+    return web.json_response(body, status=status)
+
+
+def _error(status: int, code: str, message: str, **details: Any) -> web.Response:
+    return web.json_response({"error": code, "message": message, **details}, status=status)
+
+
+def _bearer_matches(request: web.Request, token: str) -> bool:
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+async def _json(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        value = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise LifecycleError(400, "invalid_json", "the body must be a JSON object") from None
+    if not isinstance(value, dict):
+        raise LifecycleError(400, "invalid_json", "the body must be a JSON object")
+    return value
+
+
+def _valid_id(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= _MAX_ID
+
+
+def _optional_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")

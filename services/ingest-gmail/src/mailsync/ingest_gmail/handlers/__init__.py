@@ -1,0 +1,1 @@
+"""Use cases of ingest-gmail: connection lifecycle, credentials, notifications, mailbox sync, maintenance."""

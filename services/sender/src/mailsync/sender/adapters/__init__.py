@@ -1,0 +1,1 @@
+"""The sender's adapters: MongoDB stores, the ingest services' token API, Gmail over HTTP, SMTP."""

@@ -1,0 +1,82 @@
+"""S3: the per-connection daily quota is exact under many concurrent senders and across restarts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pymongo import AsyncMongoClient
+from services.sender.tests.conftest import ADA, Sending, send_email
+
+from mailsync.common.mongo import Document
+from mailsync.sender.adapters.quota_ledger import QuotaLedger, Reservation
+from mailsync.sender.domain import quota_day
+
+pytestmark = [pytest.mark.kafka, pytest.mark.mongodb]
+
+
+async def test_s3_600_sends_from_20_producers_send_exactly_500_and_refuse_100_with_quota_exceeded(
+    sending: Sending,
+) -> None:
+    # Three sender instances in one consumer group share the command topic's partitions, so reservations
+    # race across processes' worth of consumers, not only within one.
+    for _ in range(3):
+        await sending.start()
+    await sending.connect("conn_ada", ADA)
+
+    async def producer(index: int) -> list[str]:
+        ids = [f"req-p{index:02d}-{n:02d}" for n in range(30)]
+        for request_id in ids:
+            await sending.bus.send(send_email(request_id))
+        return ids
+
+    batches = await asyncio.gather(*(producer(i) for i in range(20)))
+    request_ids = [r for batch in batches for r in batch]
+    results = await sending.bus.wait_for(request_ids, within=240)
+
+    outcomes = Counter((r.status, r.reason) for r in results.values())
+    assert outcomes == {("sent", None): 500, ("refused", "quota_exceeded"): 100}
+    resets_at = quota_day(datetime.now(UTC)).resets_at
+    assert {r.quota_resets_at for r in results.values() if r.status == "refused"} == {resets_at}
+    sent = await sending.gmail.sent(ADA)
+    assert len(sent) == 500
+    assert {m["id"] for m in sent} == {r.provider_message_id for r in results.values() if r.status == "sent"}
+    assert all(len(answers) == 1 for answers in sending.bus.results.values())
+
+
+async def test_s3_reservations_are_exact_across_clients_idempotent_and_released_once(
+    sending: Sending,
+) -> None:
+    uri = sending.settings.mongodb_uri.get_secret_value()
+    clients: list[AsyncMongoClient[Document]] = [AsyncMongoClient(uri) for _ in range(4)]
+    try:
+        ledgers = [QuotaLedger(c[sending.settings.mongodb_database]) for c in clients]
+        key = QuotaLedger.key("conn_ada", "2026-03-02")
+        expires = datetime.now(UTC) + timedelta(days=3)
+
+        async def reserve(n: int) -> Reservation:
+            return await ledgers[n % 4].reserve(key, f"req-{n % 60}", limit=50, expires_at=expires)
+
+        # 60 distinct requests, each reserved twice (a redelivery), from four clients at once.
+        outcomes = await asyncio.gather(*(reserve(n) for n in range(120)))
+        by_request: dict[str, set[Reservation]] = {}
+        for n, outcome in enumerate(outcomes):
+            by_request.setdefault(f"req-{n % 60}", set()).add(outcome)
+        reserved = [r for r, seen in by_request.items() if Reservation.RESERVED in seen]
+        assert len(reserved) == 50
+        assert await ledgers[0].used(key) == 50
+
+        # A restart: a fresh client sees the same count, and releasing twice gives one send back.
+        fresh: AsyncMongoClient[Document] = AsyncMongoClient(uri)
+        clients.append(fresh)
+        restarted = QuotaLedger(fresh[sending.settings.mongodb_database])
+        await restarted.release(key, reserved[0])
+        await restarted.release(key, reserved[0])
+        assert await restarted.used(key) == 49
+        assert await restarted.reserve(key, "req-new", limit=50, expires_at=expires) is Reservation.RESERVED
+        assert await restarted.reserve(key, "req-late", limit=50, expires_at=expires) is Reservation.EXHAUSTED
+    finally:
+        for client in clients:
+            await client.close()
