@@ -24,9 +24,9 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-import urllib.request
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -168,7 +168,7 @@ def start_router(stack: Stack, log: Path) -> subprocess.Popen[bytes]:
         "MAILSYNC_LOG_LEVEL": "WARNING",
     }
     with log.open("wb") as stderr:
-        return subprocess.Popen([sys.executable, "-m", "mailsync.router"], env=env, stderr=stderr)  # noqa: S603
+        return subprocess.Popen([sys.executable, "-m", "mailsync.router"], env=env, stderr=stderr)
 
 
 async def stored_times(mongo: AsyncMongoClient[dict[str, Any]], ids: set[str]) -> list[dict[str, Any]]:
@@ -224,7 +224,8 @@ async def run(args: argparse.Namespace, stack: Stack) -> None:
         events = [message(n, args.contacts, now) for n in range(args.messages)]
         await publish(broker, events, topic)
         print(
-            f"seeded {args.contacts} contacts and {args.messages} events in {time.perf_counter() - began:.1f} s"
+            f"seeded {args.contacts} contacts and {args.messages} events"
+            f" in {time.perf_counter() - began:.1f} s"
         )
 
         raw = await baseline(bootstrap, topic, mongo, args.messages)
@@ -268,7 +269,11 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--rate", type=int, default=50)
-    parser.add_argument("--router-log", default="/tmp/router-bench.log", help="where the router process logs")
+    parser.add_argument(
+        "--router-log",
+        default=str(Path(tempfile.gettempdir()) / "router-bench.log"),
+        help="the router's log file",
+    )
     args = parser.parse_args()
     with Stack() as stack:
         stack.start()

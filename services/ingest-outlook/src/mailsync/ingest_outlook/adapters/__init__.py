@@ -1,0 +1,1 @@
+"""Adapters of ingest-outlook: MongoDB, GridFS, MSAL, Microsoft Graph and AES-GCM."""

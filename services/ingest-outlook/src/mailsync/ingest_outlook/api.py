@@ -1,0 +1,240 @@
+"""HTTP API of ingest-outlook: the connection lifecycle, the sender's access-token API, and Graph webhooks.
+
+See docs/ingest-outlook.md for the full contract. Lifecycle errors are ``{"error": "<code>", "message": ...}``
+with the status of the :class:`~mailsync.ingest_outlook.handlers.connections.LifecycleError`; the internal
+access-token API answers exactly ``{"error": "<code>"}``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from mailsync.common.delivery import TransientError
+from mailsync.ingest_outlook.domain.connections import Connection
+from mailsync.ingest_outlook.domain.notifications import MalformedNotificationError, decode_notifications
+from mailsync.ingest_outlook.handlers.connections import ConnectionManager, LifecycleError
+from mailsync.ingest_outlook.handlers.notifications import Endpoint, NotificationIntake
+from mailsync.ingest_outlook.metrics import IngestMetrics
+
+logger = logging.getLogger(__name__)
+
+NOTIFICATIONS_PATH = "/v1/graph/notifications"
+LIFECYCLE_PATH = "/v1/graph/lifecycle"
+_MAX_ID = 256
+_MAX_NOTIFICATION_BYTES = 1024 * 1024
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def add_routes(
+    app: web.Application,
+    manager: ConnectionManager,
+    *,
+    api_token: str | None,
+    internal_token: str | None,
+    daily_send_limit: int,
+) -> None:
+    """Mount the lifecycle and internal routes."""
+
+    def guard(request: web.Request) -> web.Response | None:
+        if api_token is not None and not _bearer_matches(request, api_token):
+            return _error(401, "unauthorized", "a valid bearer token is required")
+        return None
+
+    async def authorize(request: web.Request) -> web.Response:
+        if denied := guard(request):
+            return denied
+        body = await _json(request)
+        subaccount_id, user_id = body.get("subaccount_id"), body.get("user_id")
+        if not _valid_id(subaccount_id) or not _valid_id(user_id):
+            return _error(400, "invalid_request", "subaccount_id and user_id are required strings")
+        url = await manager.start_authorization(
+            str(subaccount_id), str(user_id), _optional_str(body.get("login_hint"))
+        )
+        return web.json_response({"authorization_url": url})
+
+    async def callback(request: web.Request) -> web.Response:
+        fields = dict(await request.post()) if request.method == "POST" else dict(request.query)
+        response = {k: v for k, v in fields.items() if isinstance(v, str)}
+        connection, change = await manager.complete_authorization(response)
+        last_synced_at = (await manager.status(connection.connection_id))[1]
+        return _connection_response(
+            connection,
+            last_synced_at,
+            daily_send_limit,
+            status=201 if change == "connected" else 200,
+            change=change,
+        )
+
+    async def status(request: web.Request) -> web.Response:
+        if denied := guard(request):
+            return denied
+        connection, last_synced_at = await manager.status(request.match_info["connection_id"])
+        return _connection_response(connection, last_synced_at, daily_send_limit)
+
+    async def update_email(request: web.Request) -> web.Response:
+        if denied := guard(request):
+            return denied
+        body = await _json(request)
+        url = await manager.start_update_email(
+            request.match_info["connection_id"], _optional_str(body.get("login_hint"))
+        )
+        return web.json_response({"authorization_url": url})
+
+    async def disconnect(request: web.Request) -> web.Response:
+        if denied := guard(request):
+            return denied
+        connection = await manager.disconnect(request.match_info["connection_id"])
+        _, last_synced_at = await manager.status(connection.connection_id)
+        return _connection_response(connection, last_synced_at, daily_send_limit)
+
+    async def access_token(request: web.Request) -> web.Response:
+        # The sender's contract: error bodies are exactly {"error": "<code>"}.
+        if internal_token is None or not _bearer_matches(request, internal_token):
+            return web.json_response({"error": "unauthorized"}, status=401)
+        try:
+            grant = await manager.access_token(request.match_info["connection_id"])
+        except LifecycleError as error:
+            return web.json_response({"error": error.code}, status=error.status)
+        except TransientError:
+            return web.json_response({"error": "provider_unavailable"}, status=503)
+        connection = grant.connection
+        return web.json_response(
+            {
+                "connection_id": connection.connection_id,
+                "provider": "outlook",
+                "mailbox_id": connection.mailbox_id,
+                "email_address": connection.email_address,
+                "status": connection.status,
+                "access_token": grant.token.token,
+                "expires_at": _iso(grant.token.expires_at),
+                "daily_send_limit": daily_send_limit,
+            },
+            headers={"Cache-Control": "no-store"},
+        )
+
+    app.router.add_post("/v1/connections/authorize", _handled(authorize))
+    app.router.add_post("/v1/oauth/callback", _handled(callback))
+    app.router.add_get("/v1/oauth/callback", _handled(callback))
+    app.router.add_get("/v1/connections/{connection_id}", _handled(status))
+    app.router.add_post("/v1/connections/{connection_id}/update-email", _handled(update_email))
+    app.router.add_post("/v1/connections/{connection_id}/disconnect", _handled(disconnect))
+    app.router.add_post("/internal/v1/connections/{connection_id}/access-token", _handled(access_token))
+
+
+def add_webhook_routes(app: web.Application, intake: NotificationIntake, metrics: IngestMetrics) -> None:
+    """Mount the change and lifecycle notification endpoints (Graph's `notificationUrl` and
+    `lifecycleNotificationUrl`)."""
+
+    def endpoint(kind: Endpoint) -> Handler:
+        async def receive(request: web.Request) -> web.Response:
+            started = time.perf_counter()
+            try:
+                return await _receive(request, kind)
+            finally:
+                metrics.notification_seconds.labels(kind).observe(time.perf_counter() - started)
+
+        return receive
+
+    async def _receive(request: web.Request, kind: Endpoint) -> web.Response:
+        token = request.query.get("validationToken")
+        if token is not None:
+            # Graph's handshake: echo the URL-decoded token as text/plain within 10 s.
+            metrics.notifications.labels(kind, "validation").inc()
+            return web.Response(text=token, content_type="text/plain")
+        if (request.content_length or 0) > _MAX_NOTIFICATION_BYTES:
+            metrics.notifications.labels(kind, "too_large").inc()
+            return _error(413, "too_large", "notification body too large")
+        try:
+            items = decode_notifications(await request.read())
+        except MalformedNotificationError as error:
+            metrics.notifications.labels(kind, error.reason).inc()
+            return _error(400, error.reason, "not a Graph notification collection")
+        try:
+            await intake.accept(items, kind)
+        except Exception:
+            logger.exception("could not publish a notification hint; Graph will redeliver")
+            return _error(503, "unavailable", "try again")
+        return web.Response(status=202)
+
+    app.router.add_post(NOTIFICATIONS_PATH, endpoint("change"))
+    app.router.add_post(LIFECYCLE_PATH, endpoint("lifecycle"))
+
+
+def _handled(handler: Handler) -> Handler:
+    async def wrapped(request: web.Request) -> web.Response:
+        try:
+            return await handler(request)
+        except LifecycleError as error:
+            return _error(error.status, error.code, error.message, **error.details)
+        except TransientError as error:
+            return _error(503, "provider_unavailable", str(error))
+
+    return wrapped
+
+
+def _connection_response(
+    connection: Connection,
+    last_synced_at: datetime | None,
+    daily_send_limit: int,
+    *,
+    status: int = 200,
+    change: str | None = None,
+) -> web.Response:
+    body: dict[str, Any] = {
+        "connection_id": connection.connection_id,
+        "subaccount_id": connection.subaccount_id,
+        "user_id": connection.user_id,
+        "provider": "outlook",
+        "mailbox_id": connection.mailbox_id,
+        "email_address": connection.email_address,
+        "status": connection.status,
+        "connected_at": _iso(connection.connected_at),
+        "last_synced_at": _iso(last_synced_at) if last_synced_at else None,
+        "daily_send_limit": daily_send_limit,
+        "reason": connection.reason,
+    }
+    if change is not None:
+        body["change"] = change
+    return web.json_response(body, status=status)
+
+
+def _error(status: int, code: str, message: str, **details: Any) -> web.Response:
+    return web.json_response({"error": code, "message": message, **details}, status=status)
+
+
+def _bearer_matches(request: web.Request, token: str) -> bool:
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+async def _json(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        value = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise LifecycleError(400, "invalid_json", "the body must be a JSON object") from None
+    if not isinstance(value, dict):
+        raise LifecycleError(400, "invalid_json", "the body must be a JSON object")
+    return value
+
+
+def _valid_id(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= _MAX_ID
+
+
+def _optional_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
