@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mailsync.ingest_gmail.adapters.token_cipher import TokenCipher, TokenKeyError
+from mailsync.common.token_cipher import TokenCipher, TokenKeyError
 from mailsync.ingest_gmail.domain.connections import (
     SCOPE_FULL,
     SCOPE_MODIFY,

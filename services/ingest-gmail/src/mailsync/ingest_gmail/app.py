@@ -11,6 +11,7 @@ from aiohttp import web
 
 from mailsync.common.contracts import CONNECTIONS_CHANGED, MAILBOX_CHANGED, MESSAGES_INGESTED
 from mailsync.common.service import create_runtime, create_service_app
+from mailsync.common.token_cipher import TokenCipher, decode_key
 from mailsync.ingest_gmail import api
 from mailsync.ingest_gmail.adapters.blob_store import BlobStore
 from mailsync.ingest_gmail.adapters.connection_store import ConnectionStore
@@ -18,7 +19,6 @@ from mailsync.ingest_gmail.adapters.gmail_client import GmailClient, OAuthClient
 from mailsync.ingest_gmail.adapters.mailbox_store import MailboxStore
 from mailsync.ingest_gmail.adapters.pubsub_pull import StreamingPull
 from mailsync.ingest_gmail.adapters.push_verifier import PushVerifier
-from mailsync.ingest_gmail.adapters.token_cipher import TokenCipher, decode_key
 from mailsync.ingest_gmail.consumers import register_consumers
 from mailsync.ingest_gmail.domain.notifications import MalformedNotificationError, decode_data
 from mailsync.ingest_gmail.handlers.connections import ConnectionManager, OAuthConfig

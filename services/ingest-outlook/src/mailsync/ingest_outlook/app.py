@@ -12,13 +12,13 @@ from aiohttp import web
 
 from mailsync.common.contracts import CONNECTIONS_CHANGED, MAILBOX_CHANGED, MESSAGES_INGESTED
 from mailsync.common.service import create_runtime, create_service_app
+from mailsync.common.token_cipher import TokenCipher, decode_key
 from mailsync.ingest_outlook import api
 from mailsync.ingest_outlook.adapters.blob_store import BlobStore
 from mailsync.ingest_outlook.adapters.connection_store import ConnectionStore
 from mailsync.ingest_outlook.adapters.graph_client import GraphClient, GraphConfig
 from mailsync.ingest_outlook.adapters.identity import Identity, IdentityConfig
 from mailsync.ingest_outlook.adapters.mailbox_store import MailboxStore
-from mailsync.ingest_outlook.adapters.token_cipher import TokenCipher, decode_key
 from mailsync.ingest_outlook.consumers import register_consumers
 from mailsync.ingest_outlook.domain.connections import REQUIRED_SCOPES
 from mailsync.ingest_outlook.domain.messages import AttachmentPolicy

@@ -2,7 +2,7 @@
 
 Indexes: a unique (``subaccount_id``, ``user_id``) pair, so there is one connection per pair however many
 callbacks race (C1); (``mailbox_id``, ``status``) for the worker's lookups. Tokens are stored sealed by
-:class:`~mailsync.ingest_gmail.adapters.token_cipher.TokenCipher`, never in clear.
+:class:`~mailsync.common.token_cipher.TokenCipher`, never in clear.
 """
 
 from __future__ import annotations

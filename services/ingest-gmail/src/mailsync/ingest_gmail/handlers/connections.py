@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 
 from mailsync.common.contracts import MAILBOX_CHANGED, ConnectionChange, MailboxChanged
 from mailsync.common.kafka import EventPublisher
+from mailsync.common.token_cipher import TokenCipher
 from mailsync.ingest_gmail.adapters.connection_store import (
     ConnectionRecord,
     ConnectionStore,
@@ -30,7 +31,6 @@ from mailsync.ingest_gmail.adapters.connection_store import (
 )
 from mailsync.ingest_gmail.adapters.gmail_client import PROVIDER_ERRORS, GmailClient, OAuthRequestError
 from mailsync.ingest_gmail.adapters.mailbox_store import MailboxStore
-from mailsync.ingest_gmail.adapters.token_cipher import TokenCipher
 from mailsync.ingest_gmail.domain.connections import (
     DAILY_SEND_LIMITS,
     REQUESTED_SCOPES,

@@ -13,10 +13,10 @@ from datetime import UTC, datetime, timedelta
 
 from mailsync.common.contracts import CONNECTIONS_CHANGED, ConnectionChange, ConnectionChanged
 from mailsync.common.kafka import EventPublisher
+from mailsync.common.token_cipher import TokenCipher
 from mailsync.ingest_gmail.adapters.connection_store import ConnectionRecord, ConnectionStore
 from mailsync.ingest_gmail.adapters.gmail_client import GmailClient, InvalidGrantError
 from mailsync.ingest_gmail.adapters.mailbox_store import MailboxStore
-from mailsync.ingest_gmail.adapters.token_cipher import TokenCipher
 from mailsync.ingest_gmail.domain.connections import Connection, needs_refresh
 from mailsync.ingest_gmail.metrics import IngestMetrics
 

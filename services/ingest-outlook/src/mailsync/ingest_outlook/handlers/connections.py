@@ -28,10 +28,10 @@ from typing import Any
 from mailsync.common.contracts import MAILBOX_CHANGED, MailboxChanged, MailboxChangeSource
 from mailsync.common.delivery import TransientError
 from mailsync.common.kafka import EventPublisher
+from mailsync.common.token_cipher import TokenCipher, TokenKeyError
 from mailsync.ingest_outlook.adapters.connection_store import ConnectionStore
 from mailsync.ingest_outlook.adapters.graph_client import GraphError
 from mailsync.ingest_outlook.adapters.identity import Identity, granted_scopes
-from mailsync.ingest_outlook.adapters.token_cipher import TokenCipher, TokenKeyError
 from mailsync.ingest_outlook.domain.connections import (
     Connection,
     FlowPurpose,

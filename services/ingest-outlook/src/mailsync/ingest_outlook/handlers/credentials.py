@@ -23,10 +23,10 @@ from typing import Any
 from mailsync.common.contracts import CONNECTIONS_CHANGED, ConnectionChange, ConnectionChanged
 from mailsync.common.delivery import TransientError
 from mailsync.common.kafka import EventPublisher
+from mailsync.common.token_cipher import TokenCipher
 from mailsync.ingest_outlook.adapters.connection_store import ConnectionStore
 from mailsync.ingest_outlook.adapters.graph_client import TokenSource
 from mailsync.ingest_outlook.adapters.identity import Identity
-from mailsync.ingest_outlook.adapters.token_cipher import TokenCipher
 from mailsync.ingest_outlook.domain.connections import Connection, is_invalid_grant, status_after
 from mailsync.ingest_outlook.metrics import IngestMetrics
 
