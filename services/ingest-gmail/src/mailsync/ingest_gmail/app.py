@@ -9,11 +9,11 @@ from datetime import timedelta
 
 from aiohttp import web
 
+from mailsync.common.blobs import BlobStore
 from mailsync.common.contracts import CONNECTIONS_CHANGED, MAILBOX_CHANGED, MESSAGES_INGESTED
 from mailsync.common.service import create_runtime, create_service_app
 from mailsync.common.token_cipher import TokenCipher, decode_key
 from mailsync.ingest_gmail import api
-from mailsync.ingest_gmail.adapters.blob_store import BlobStore
 from mailsync.ingest_gmail.adapters.connection_store import ConnectionStore
 from mailsync.ingest_gmail.adapters.gmail_client import GmailClient, OAuthClientConfig
 from mailsync.ingest_gmail.adapters.mailbox_store import MailboxStore
@@ -83,7 +83,7 @@ def create_app(settings: Settings) -> web.Application:
     sync = MailboxSync(
         connections=connections,
         mailboxes=mailboxes,
-        blobs=BlobStore(database),
+        blobs=BlobStore(database, "gmail_blobs"),
         gmail=gmail,
         credentials=credentials,
         publisher=runtime.publisher,

@@ -10,11 +10,11 @@ from urllib.parse import urljoin
 
 from aiohttp import web
 
+from mailsync.common.blobs import BlobStore
 from mailsync.common.contracts import CONNECTIONS_CHANGED, MAILBOX_CHANGED, MESSAGES_INGESTED
 from mailsync.common.service import create_runtime, create_service_app
 from mailsync.common.token_cipher import TokenCipher, decode_key
 from mailsync.ingest_outlook import api
-from mailsync.ingest_outlook.adapters.blob_store import BlobStore
 from mailsync.ingest_outlook.adapters.connection_store import ConnectionStore
 from mailsync.ingest_outlook.adapters.graph_client import GraphClient, GraphConfig
 from mailsync.ingest_outlook.adapters.identity import Identity, IdentityConfig
@@ -102,7 +102,7 @@ def create_app(settings: Settings) -> web.Application:
     sync = MailboxSync(
         connections=connections,
         mailboxes=mailboxes,
-        blobs=BlobStore(database),
+        blobs=BlobStore(database, "outlook_blobs"),
         graph=graph,
         credentials=credentials,
         subscriptions=subscriptions,

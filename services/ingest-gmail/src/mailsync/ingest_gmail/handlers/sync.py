@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
+from mailsync.common.blobs import BlobStore
 from mailsync.common.contracts import (
     INLINE_BODY_MAX_BYTES,
     MESSAGES_INGESTED,
@@ -40,7 +41,6 @@ from mailsync.common.contracts import (
 )
 from mailsync.common.delivery import PermanentError
 from mailsync.common.kafka import EventPublisher
-from mailsync.ingest_gmail.adapters.blob_store import BlobStore
 from mailsync.ingest_gmail.adapters.connection_store import ConnectionRecord, ConnectionStore
 from mailsync.ingest_gmail.adapters.gmail_client import (
     AccessTokenRejectedError,

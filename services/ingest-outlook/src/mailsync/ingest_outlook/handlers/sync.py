@@ -40,6 +40,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from mailsync.common.blobs import BlobStore
 from mailsync.common.contracts import (
     INLINE_BODY_MAX_BYTES,
     MESSAGES_INGESTED,
@@ -50,7 +51,6 @@ from mailsync.common.contracts import (
 )
 from mailsync.common.delivery import PermanentError
 from mailsync.common.kafka import EventPublisher
-from mailsync.ingest_outlook.adapters.blob_store import BlobStore
 from mailsync.ingest_outlook.adapters.connection_store import ConnectionStore
 from mailsync.ingest_outlook.adapters.graph_client import (
     DeltaExpiredError,

@@ -1,4 +1,4 @@
-"""Large bodies and attachment content in GridFS (bucket ``outlook_blobs``), stored once by content.
+"""Large bodies and attachment content in a GridFS bucket, stored once by content.
 
 The file id is the SHA-256 of the content, so the same attachment fetched from many mailboxes or many times
 is stored once; a ``BlobRef(store="gridfs", id=<sha256>)`` points at it. A write interrupted after some
@@ -20,16 +20,14 @@ if TYPE_CHECKING:
 
     from mailsync.common.mongo import Document
 
-BUCKET = "outlook_blobs"
-
 
 class BlobStore:
     """Content-addressed GridFS storage."""
 
-    def __init__(self, database: AsyncDatabase[Document]) -> None:
-        self._bucket = AsyncGridFSBucket(database, bucket_name=BUCKET)
-        self._files = database[f"{BUCKET}.files"]
-        self._chunks = database[f"{BUCKET}.chunks"]
+    def __init__(self, database: AsyncDatabase[Document], bucket: str) -> None:
+        self._bucket = AsyncGridFSBucket(database, bucket_name=bucket)
+        self._files = database[f"{bucket}.files"]
+        self._chunks = database[f"{bucket}.chunks"]
 
     async def put(self, content: bytes, content_type: str) -> BlobRef:
         """Store ``content`` unless already stored; idempotent."""
