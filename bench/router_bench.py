@@ -1,6 +1,7 @@
 """Benchmark of the router against a raw baseline, on the real Kafka broker and MongoDB-wire server.
 
-In one run, with one subaccount of `--contacts` contacts (100,000 by default) and one connected mailbox:
+In one run, with one subaccount of `--contacts` contacts (100,000 by default) spread over `--mailboxes` users,
+each with a connected mailbox (mail of one mailbox is routed in order; mailboxes spread over partitions):
 
 - baseline: `--messages` canonical events consumed from the messages topic by a plain consumer and
   bulk-upserted into a collection of the same database, with no logic (batches as Kafka returns them);
@@ -35,6 +36,7 @@ from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient, UpdateOne
 
 from mailsync.common.contracts import (
+    CONNECTIONS_CHANGED,
     MESSAGES_INGESTED,
     Address,
     ConnectionChanged,
@@ -48,24 +50,30 @@ from mailsync.devstack.stack import Stack
 
 PREFIX = "bench."
 DATABASE = "router_bench"
-MAILBOX = "gmail:ada@acme.example"
+
+
+def mailbox_of(user: int) -> str:
+    return f"gmail:user{user}@acme.example"
+
+
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def message(n: int, contacts: int, at: datetime) -> MessageIngested:
-    sender = f"contact{n * 7919 % contacts}@clients.example"
+def message(n: int, contacts: int, mailboxes: int, at: datetime) -> MessageIngested:
+    contact = n * 7919 % contacts
+    user = contact % mailboxes
     return MessageIngested(
         occurred_at=at,
         provider="gmail",
-        mailbox_id=MAILBOX,
-        mailbox_address="ada@acme.example",
-        connection_ids=("conn_ada",),
+        mailbox_id=mailbox_of(user),
+        mailbox_address=f"user{user}@acme.example",
+        connection_ids=(f"conn_{user}",),
         provider_message_id=f"m{n:08d}",
         provider_thread_id=f"t{n:08d}",
         internet_message_id=f"<{n}@clients.example>",
         subject=f"Order {n}",
-        from_=Address(email=sender),
-        to=(Address(email="ada@acme.example"),),
+        from_=Address(email=f"contact{contact}@clients.example"),
+        to=(Address(email=f"user{user}@acme.example"),),
         direction="inbound",
         sent_by_owner=False,
         sent_at=at,
@@ -75,18 +83,21 @@ def message(n: int, contacts: int, at: datetime) -> MessageIngested:
     )
 
 
-async def seed(mongo: AsyncMongoClient[dict[str, Any]], contacts: int) -> None:
+async def seed(mongo: AsyncMongoClient[dict[str, Any]], contacts: int, mailboxes: int) -> None:
     database = mongo[DATABASE]
-    await database["directory_users"].insert_one(
-        {
-            "_id": "loc_a|usr_ada",
-            "subaccount_id": "loc_a",
-            "user_id": "usr_ada",
-            "addresses": ["ada@acme.example"],
-            "bcc_address": None,
-            "removed": False,
-            "revision": 1,
-        }
+    await database["directory_users"].insert_many(
+        [
+            {
+                "_id": f"loc_a|usr_{user}",
+                "subaccount_id": "loc_a",
+                "user_id": f"usr_{user}",
+                "addresses": [f"user{user}@acme.example"],
+                "bcc_address": None,
+                "removed": False,
+                "revision": 1,
+            }
+            for user in range(mailboxes)
+        ]
     )
     batch = []
     for n in range(contacts):
@@ -96,7 +107,7 @@ async def seed(mongo: AsyncMongoClient[dict[str, Any]], contacts: int) -> None:
                 "subaccount_id": "loc_a",
                 "contact_id": f"con{n}",
                 "addresses": [f"contact{n}@clients.example"],
-                "assigned_user_id": "usr_ada",
+                "assigned_user_id": f"usr_{n % mailboxes}",
                 "created_at": T0,
                 "removed": False,
                 "revision": 1,
@@ -203,25 +214,26 @@ async def run(args: argparse.Namespace, stack: Stack) -> None:
     await broker.start()
     try:
         began = time.perf_counter()
-        await seed(mongo, args.contacts)
-        connected = ConnectionChanged(
-            occurred_at=T0,
-            connection_id="conn_ada",
-            subaccount_id="loc_a",
-            user_id="usr_ada",
-            provider="gmail",
-            mailbox_id=MAILBOX,
-            email_address="ada@acme.example",
-            status="active",
-            change="connected",
-            connected_at=T0,
-        )
-        contract = contract_for("mailsync.connections.changed.v1")
-        await broker.publish(
-            contract.serialize(connected), topic=f"{PREFIX}{contract.topic}", key=b"conn_ada"
-        )
+        await seed(mongo, args.contacts, args.mailboxes)
+        contract = contract_for(CONNECTIONS_CHANGED)
+        for user in range(args.mailboxes):
+            connected = ConnectionChanged(
+                occurred_at=T0,
+                connection_id=f"conn_{user}",
+                subaccount_id="loc_a",
+                user_id=f"usr_{user}",
+                provider="gmail",
+                mailbox_id=mailbox_of(user),
+                email_address=f"user{user}@acme.example",
+                status="active",
+                change="connected",
+                connected_at=T0,
+            )
+            await broker.publish(
+                contract.serialize(connected), topic=f"{PREFIX}{contract.topic}", key=f"conn_{user}".encode()
+            )
         now = datetime.now(UTC)
-        events = [message(n, args.contacts, now) for n in range(args.messages)]
+        events = [message(n, args.contacts, args.mailboxes, now) for n in range(args.messages)]
         await publish(broker, events, topic)
         print(
             f"seeded {args.contacts} contacts and {args.messages} events"
@@ -243,7 +255,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> None:
             live_start = args.messages
             live = []
             for n in range(live_start, live_start + args.rate * 10):
-                event = message(n, args.contacts, datetime.now(UTC))
+                event = message(n, args.contacts, args.mailboxes, datetime.now(UTC))
                 live.append(event)
                 await publish(broker, [event], topic)
                 await asyncio.sleep(1 / args.rate)
@@ -269,6 +281,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--rate", type=int, default=50)
+    parser.add_argument("--mailboxes", type=int, default=60)
     parser.add_argument(
         "--router-log",
         default=str(Path(tempfile.gettempdir()) / "router-bench.log"),

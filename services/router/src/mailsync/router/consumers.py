@@ -30,8 +30,10 @@ READ_MODEL_FEEDS: tuple[tuple[str, str], ...] = (
 """(consumer-group purpose, topic) of the consumers that feed the read models routing decisions rely on."""
 
 
-def register_consumers(broker: KafkaBroker, settings: ServiceSettings, router: Router) -> None:
-    """Subscribe the router's handlers to their topics."""
+def register_consumers(
+    broker: KafkaBroker, settings: ServiceSettings, router: Router, *, message_consumers: int = 1
+) -> None:
+    """Subscribe the router's handlers to their topics; messages with `message_consumers` consumers."""
 
     directory, connections, send_results = (purpose for purpose, _ in READ_MODEL_FEEDS)
 
@@ -47,6 +49,10 @@ def register_consumers(broker: KafkaBroker, settings: ServiceSettings, router: R
     async def on_send_completed(event: SendCompleted) -> None:
         await router.record_send_result(event)
 
-    @broker.subscriber(settings.topic(MESSAGES_INGESTED), **subscriber_options(settings, "messages"))
+    @broker.subscriber(
+        settings.topic(MESSAGES_INGESTED),
+        **subscriber_options(settings, "messages"),
+        max_workers=message_consumers,
+    )
     async def on_message_ingested(event: MessageIngested) -> None:
         await router.route_message(event)

@@ -19,6 +19,15 @@ class Settings(ServiceSettings):
     http_port: int = Field(
         default=8083, ge=0, le=65535, description="Port of health, metrics and API endpoints."
     )
+    message_consumers: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description=(
+            "Consumers of ingested messages per process, in one group: partitions (so mailboxes) are routed "
+            "concurrently, each partition in order, each consumer committing its own offsets."
+        ),
+    )
     api_token: SecretStr | None = Field(
         default=None,
         description="Bearer token required by the read API; unset leaves it open (local use only).",
