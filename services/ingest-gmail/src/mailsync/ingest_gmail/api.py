@@ -6,7 +6,6 @@ status of the :class:`~mailsync.ingest_gmail.handlers.connections.LifecycleError
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -16,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from mailsync.common.delivery import TransientError
+from mailsync.common.http_api import bearer_matches, error_response
 from mailsync.ingest_gmail.adapters.push_verifier import PushVerifier
 from mailsync.ingest_gmail.domain.connections import Connection
 from mailsync.ingest_gmail.domain.notifications import MalformedNotificationError, decode_push_envelope
@@ -40,8 +40,8 @@ def add_routes(
     def guard(token: str | None, request: web.Request, *, required: bool) -> web.Response | None:
         if token is None and not required:
             return None
-        if token is None or not _bearer_matches(request, token):
-            return _error(401, "unauthorized", "a valid bearer token is required")
+        if token is None or not bearer_matches(request, token):
+            return error_response(401, "unauthorized", "a valid bearer token is required")
         return None
 
     async def authorize(request: web.Request) -> web.Response:
@@ -50,10 +50,10 @@ def add_routes(
         body = await _json(request)
         subaccount_id, user_id = body.get("subaccount_id"), body.get("user_id")
         if not _valid_id(subaccount_id) or not _valid_id(user_id):
-            return _error(400, "invalid_request", "subaccount_id and user_id are required strings")
+            return error_response(400, "invalid_request", "subaccount_id and user_id are required strings")
         limit = body.get("daily_send_limit")
         if limit is not None and not isinstance(limit, int):
-            return _error(400, "invalid_daily_send_limit", "daily_send_limit must be 500 or 2000")
+            return error_response(400, "invalid_daily_send_limit", "daily_send_limit must be 500 or 2000")
         url = await manager.start_authorization(
             subaccount_id=str(subaccount_id),
             user_id=str(user_id),
@@ -98,14 +98,14 @@ def add_routes(
         body = await _json(request)
         limit = body.get("daily_send_limit")
         if not isinstance(limit, int):
-            return _error(400, "invalid_daily_send_limit", "daily_send_limit must be 500 or 2000")
+            return error_response(400, "invalid_daily_send_limit", "daily_send_limit must be 500 or 2000")
         connection = await manager.set_daily_send_limit(request.match_info["connection_id"], limit)
         _, last_synced_at = await manager.status(connection.connection_id)
         return _connection_response(connection, last_synced_at)
 
     async def access_token(request: web.Request) -> web.Response:
         # The sender's contract: error bodies are exactly {"error": "<code>"}.
-        if internal_token is None or not _bearer_matches(request, internal_token):
+        if internal_token is None or not bearer_matches(request, internal_token):
             return web.json_response({"error": "unauthorized"}, status=401)
         try:
             grant = await manager.access_token(request.match_info["connection_id"])
@@ -146,17 +146,17 @@ def add_push_route(
         rejection = await verifier.verify(request.headers.get("Authorization"))
         if rejection is not None:
             metrics.push_rejected.labels(rejection.reason).inc()
-            return _error(rejection.status, rejection.reason, "push request refused")
+            return error_response(rejection.status, rejection.reason, "push request refused")
         try:
             notification = decode_push_envelope(await request.read())
         except MalformedNotificationError as error:
             metrics.push_rejected.labels(error.reason).inc()
-            return _error(400, error.reason, "malformed Pub/Sub push body")
+            return error_response(400, error.reason, "malformed Pub/Sub push body")
         try:
             await intake.accept(notification, "push")
         except Exception:
             logger.exception("could not publish a hint; Pub/Sub will redeliver")
-            return _error(503, "unavailable", "try again")
+            return error_response(503, "unavailable", "try again")
         return web.Response(status=204)
 
     app.router.add_post("/v1/pubsub/push", push)
@@ -170,9 +170,9 @@ def _handled(handler: Handler) -> Handler:
         try:
             response = await handler(request)
         except LifecycleError as error:
-            return _error(error.status, error.code, error.message, **error.details)
+            return error_response(error.status, error.code, error.message, **error.details)
         except TransientError as error:
-            return _error(503, "provider_unavailable", str(error))
+            return error_response(503, "provider_unavailable", str(error))
         return response
 
     return wrapped
@@ -197,15 +197,6 @@ def _connection_response(
     if change is not None:
         body["change"] = change
     return web.json_response(body, status=status)
-
-
-def _error(status: int, code: str, message: str, **details: Any) -> web.Response:
-    return web.json_response({"error": code, "message": message, **details}, status=status)
-
-
-def _bearer_matches(request: web.Request, token: str) -> bool:
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
 async def _json(request: web.Request) -> dict[str, Any]:

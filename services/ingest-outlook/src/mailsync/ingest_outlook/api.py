@@ -7,7 +7,6 @@ access-token API answers exactly ``{"error": "<code>"}``.
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import time
@@ -18,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from mailsync.common.delivery import TransientError
+from mailsync.common.http_api import bearer_matches, error_response
 from mailsync.ingest_outlook.domain.connections import Connection
 from mailsync.ingest_outlook.domain.notifications import MalformedNotificationError, decode_notifications
 from mailsync.ingest_outlook.handlers.connections import ConnectionManager, LifecycleError
@@ -45,8 +45,8 @@ def add_routes(
     """Mount the lifecycle and internal routes."""
 
     def guard(request: web.Request) -> web.Response | None:
-        if api_token is not None and not _bearer_matches(request, api_token):
-            return _error(401, "unauthorized", "a valid bearer token is required")
+        if api_token is not None and not bearer_matches(request, api_token):
+            return error_response(401, "unauthorized", "a valid bearer token is required")
         return None
 
     async def authorize(request: web.Request) -> web.Response:
@@ -55,7 +55,7 @@ def add_routes(
         body = await _json(request)
         subaccount_id, user_id = body.get("subaccount_id"), body.get("user_id")
         if not _valid_id(subaccount_id) or not _valid_id(user_id):
-            return _error(400, "invalid_request", "subaccount_id and user_id are required strings")
+            return error_response(400, "invalid_request", "subaccount_id and user_id are required strings")
         url = await manager.start_authorization(
             str(subaccount_id), str(user_id), _optional_str(body.get("login_hint"))
         )
@@ -98,7 +98,7 @@ def add_routes(
 
     async def access_token(request: web.Request) -> web.Response:
         # The sender's contract: error bodies are exactly {"error": "<code>"}.
-        if internal_token is None or not _bearer_matches(request, internal_token):
+        if internal_token is None or not bearer_matches(request, internal_token):
             return web.json_response({"error": "unauthorized"}, status=401)
         try:
             grant = await manager.access_token(request.match_info["connection_id"])
@@ -152,17 +152,17 @@ def add_webhook_routes(app: web.Application, intake: NotificationIntake, metrics
             return web.Response(text=token, content_type="text/plain")
         if (request.content_length or 0) > _MAX_NOTIFICATION_BYTES:
             metrics.notifications.labels(kind, "too_large").inc()
-            return _error(413, "too_large", "notification body too large")
+            return error_response(413, "too_large", "notification body too large")
         try:
             items = decode_notifications(await request.read())
         except MalformedNotificationError as error:
             metrics.notifications.labels(kind, error.reason).inc()
-            return _error(400, error.reason, "not a Graph notification collection")
+            return error_response(400, error.reason, "not a Graph notification collection")
         try:
             await intake.accept(items, kind)
         except Exception:
             logger.exception("could not publish a notification hint; Graph will redeliver")
-            return _error(503, "unavailable", "try again")
+            return error_response(503, "unavailable", "try again")
         return web.Response(status=202)
 
     app.router.add_post(NOTIFICATIONS_PATH, endpoint("change"))
@@ -174,9 +174,9 @@ def _handled(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except LifecycleError as error:
-            return _error(error.status, error.code, error.message, **error.details)
+            return error_response(error.status, error.code, error.message, **error.details)
         except TransientError as error:
-            return _error(503, "provider_unavailable", str(error))
+            return error_response(503, "provider_unavailable", str(error))
 
     return wrapped
 
@@ -205,15 +205,6 @@ def _connection_response(
     if change is not None:
         body["change"] = change
     return web.json_response(body, status=status)
-
-
-def _error(status: int, code: str, message: str, **details: Any) -> web.Response:
-    return web.json_response({"error": code, "message": message, **details}, status=status)
-
-
-def _bearer_matches(request: web.Request, token: str) -> bool:
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
 async def _json(request: web.Request) -> dict[str, Any]:

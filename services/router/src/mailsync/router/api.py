@@ -8,13 +8,13 @@ Only the subaccount named in the path is ever read. When `MAILSYNC_API_TOKEN` is
 
 from __future__ import annotations
 
-import hmac
 import json
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
+from mailsync.common.http_api import bearer_matches
 from mailsync.router.adapters.conversation_store import ConversationStore
 from mailsync.router.domain import conversation_id_for
 
@@ -25,7 +25,7 @@ def add_routes(app: web.Application, conversations: ConversationStore, token: st
     """Mount the read API on `app`."""
 
     async def list_messages(request: web.Request) -> web.Response:
-        if token is not None and not _authorized(request, token):
+        if token is not None and not bearer_matches(request, token):
             return web.json_response({"error": "unauthorized"}, status=401)
         subaccount_id = request.match_info["subaccount_id"]
         contact_id = request.match_info["contact_id"]
@@ -50,11 +50,6 @@ def add_routes(app: web.Application, conversations: ConversationStore, token: st
         return web.json_response(body, dumps=_dumps)
 
     app.router.add_get("/v1/subaccounts/{subaccount_id}/contacts/{contact_id}/messages", list_messages)
-
-
-def _authorized(request: web.Request, token: str) -> bool:
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), token.encode())
 
 
 def _dumps(value: Any) -> str:
