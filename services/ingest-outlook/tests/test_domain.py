@@ -26,6 +26,7 @@ from mailsync.ingest_outlook.domain.messages import (
 )
 from mailsync.ingest_outlook.domain.notifications import MalformedNotificationError, decode_notifications
 from mailsync.ingest_outlook.domain.subscriptions import RenewalPolicy, resource_for
+from mailsync.ingest_outlook.domain.watchdog import WatchdogPolicy
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, 500_000, tzinfo=UTC)
 
@@ -148,3 +149,10 @@ def test_domain_layer_does_no_io() -> None:
             for name in names:
                 assert not name.startswith(forbidden), f"{path.name} imports {name}"
                 assert not name.startswith("mailsync.ingest_outlook.adapters"), f"{path.name} imports {name}"
+
+
+def test_watchdog_is_due_after_the_silence_plus_a_share_of_the_spread() -> None:
+    policy = WatchdogPolicy(silence=timedelta(hours=1), spread=timedelta(minutes=10))
+    assert policy.due_at(NOW, 0.0) == NOW + timedelta(hours=1)
+    assert policy.due_at(NOW, 0.5) == NOW + timedelta(hours=1, minutes=5)
+    assert policy.due_at(NOW, 0.999) < NOW + timedelta(hours=1, minutes=10)

@@ -45,7 +45,7 @@ from mailsync.devstack.ports import free_port
 from mailsync.graph_sandbox import GraphSandboxAdmin, SandboxConfig, SandboxServer
 from mailsync.graph_sandbox.admin_client import attachment
 from mailsync.ingest_outlook.adapters.connection_store import ConnectionStore
-from mailsync.ingest_outlook.app import CONNECTIONS, SUBSCRIPTIONS, SYNC, create_app
+from mailsync.ingest_outlook.app import CONNECTIONS, SUBSCRIPTIONS, SYNC, WATCHDOG, create_app
 from mailsync.ingest_outlook.domain.connections import mailbox_id_for
 from mailsync.ingest_outlook.handlers.subscriptions import Subscriptions
 from mailsync.ingest_outlook.settings import Settings
@@ -410,7 +410,7 @@ async def test_lifecycle_reauthorization_removed_and_missed_are_each_recovered(h
     inbox = next(s for s in subscriptions if "Inbox" in s["resource"])
     record = await store.subscription(inbox["id"])
     assert record is not None
-    await store.remove_subscription(inbox["id"])
+    await store.remove_subscription(inbox["id"], datetime.now(UTC))
     await harness.admin.deliver_inbound(ALICE, sender=CONTACT, subject="Missed", body="2")
     await eventually(
         lambda: (
@@ -711,7 +711,7 @@ async def test_maintenance_renews_due_subscriptions_and_recreates_lost_ones(harn
     assert record is not None
     assert record.expires_at - record.renew_at >= timedelta(hours=24)
     await store.renewed(inbox["id"], record.expires_at, datetime.now(UTC) - timedelta(seconds=1))
-    await store.remove_subscription(sent["id"])
+    await store.remove_subscription(sent["id"], datetime.now(UTC))
 
     await harness.subscriptions.maintain()
 
@@ -737,3 +737,97 @@ async def test_c5_c6_disconnect_while_awaiting_reauthentication_drops_the_subscr
     stored = await harness.connections.raw(connection_id)
     assert stored is not None
     assert "token_cache" not in stored
+
+
+async def _watchdog_at(harness: Harness, mailbox_id: str) -> datetime | None:
+    database = harness.service.app[RUNTIME].mongo[harness.settings.mongodb_database]
+    doc = await database["outlook_mailbox_syncs"].find_one({"_id": mailbox_id})
+    value = None if doc is None else doc.get("watchdog_at")
+    return value.replace(tzinfo=UTC) if isinstance(value, datetime) and value.tzinfo is None else value
+
+
+async def test_watchdog_syncs_a_mailbox_whose_notifications_went_silent(harness: Harness) -> None:
+    _, mailbox_id = await _connected_alice(harness)
+    store = harness.subscriptions.mailboxes
+    deadline = time.monotonic() + 30
+    while await _watchdog_at(harness, mailbox_id) is None:  # the first sync completed
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    first_due = await _watchdog_at(harness, mailbox_id)
+    assert first_due is not None
+    assert first_due >= datetime.now(UTC) + timedelta(minutes=59)
+
+    # Notifications go silent: the service no longer knows the subscriptions, so Graph's deliveries are
+    # dropped as unknown and nothing syncs the new message.
+    for record in await store.subscriptions_of(mailbox_id):
+        await store.remove_subscription(record.subscription_id, datetime.now(UTC))
+    await harness.admin.deliver_inbound(ALICE, sender=CONTACT, subject="Unheard", body="no notification")
+    await harness.admin.flush_notifications()
+    await eventually(
+        lambda: (
+            harness.metric(
+                "mailsync_outlook_notifications_total",
+                {"endpoint": "change", "outcome": "unknown_subscription"},
+            )
+            >= 1
+        )
+    )
+    watchdog = harness.service.app[WATCHDOG]
+    assert await watchdog.run_round() == 0  # not silent for an hour yet
+    await _quiet(harness, 0.5)
+    assert harness.tap.messages(mailbox_id) == []
+
+    real_now = watchdog.now
+    watchdog.now = lambda: real_now() + timedelta(hours=1, minutes=11)  # past silence + spread
+    assert await watchdog.run_round() == 1
+    await eventually(lambda: [h.source for h in harness.tap.hints()][-1:] == ["watchdog"])
+    await eventually(lambda: [m.subject for m in harness.tap.messages(mailbox_id)] == ["Unheard"])
+    # The watchdog's sync recreated the subscriptions and scheduled the next watchdog an hour ahead (the
+    # watchdog itself had postponed it by a period from its moved clock, past two hours from now).
+    assert len(await store.subscriptions_of(mailbox_id)) == 2
+    deadline = time.monotonic() + 30
+    while (due := await _watchdog_at(harness, mailbox_id)) is None or due > real_now() + timedelta(hours=2):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    watchdog.now = real_now
+    assert await watchdog.run_round() == 0
+    assert harness.metric("mailsync_outlook_watchdog_hints_total", {}) == 1
+
+
+async def test_watchdog_forgets_mailboxes_nobody_reads(harness: Harness) -> None:
+    connection_id, mailbox_id = await _connected_alice(harness)
+    deadline = time.monotonic() + 30
+    while await _watchdog_at(harness, mailbox_id) is None:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    status, _ = await harness.call("POST", f"/v1/connections/{connection_id}/disconnect")
+    assert status == 200
+    watchdog = harness.service.app[WATCHDOG]
+    real_now = watchdog.now
+    watchdog.now = lambda: real_now() + timedelta(hours=2)
+
+    assert await watchdog.run_round() == 0
+    assert await _watchdog_at(harness, mailbox_id) is None
+
+
+async def test_maintenance_subscribes_a_mailbox_whose_subscription_failed_at_connect_time(
+    harness: Harness,
+) -> None:
+    await harness.admin.add_fault(
+        "error", scope="graph", status=400, code="InvalidRequest", path_contains="/subscriptions", count=10
+    )
+    body = await harness.connect("sub_1", "usr_alice", ALICE)
+    mailbox_id = body["mailbox_id"]
+    await eventually(lambda: len(harness.tap.hints()) >= 1)
+    await _quiet(harness, 1.0)  # the first sync also tried (and failed) to subscribe
+    store = harness.subscriptions.mailboxes
+    assert await store.subscriptions_of(mailbox_id) == []
+    assert await store.due_subscribe(datetime.now(UTC)) == [mailbox_id]
+    await harness.admin.clear_faults()
+
+    await harness.subscriptions.maintain()
+
+    assert sorted(r.folder for r in await store.subscriptions_of(mailbox_id)) == ["Inbox", "SentItems"]
+    assert await store.due_subscribe(datetime.now(UTC)) == []
+    await harness.subscriptions.maintain()  # nothing due: nothing more is created
+    assert harness.metric("mailsync_outlook_subscription_operations_total", {"kind": "created"}) == 2

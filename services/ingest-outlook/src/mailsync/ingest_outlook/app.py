@@ -23,11 +23,14 @@ from mailsync.ingest_outlook.consumers import register_consumers
 from mailsync.ingest_outlook.domain.connections import REQUIRED_SCOPES
 from mailsync.ingest_outlook.domain.messages import AttachmentPolicy
 from mailsync.ingest_outlook.domain.subscriptions import RenewalPolicy
+from mailsync.ingest_outlook.domain.watchdog import WatchdogPolicy
 from mailsync.ingest_outlook.handlers.connections import ConnectionManager, OAuthConfig
 from mailsync.ingest_outlook.handlers.credentials import Credentials
+from mailsync.ingest_outlook.handlers.maintenance import Maintenance
 from mailsync.ingest_outlook.handlers.notifications import NotificationIntake
 from mailsync.ingest_outlook.handlers.subscriptions import Subscriptions
 from mailsync.ingest_outlook.handlers.sync import MailboxSync
+from mailsync.ingest_outlook.handlers.watchdog import Watchdog
 from mailsync.ingest_outlook.metrics import IngestMetrics
 from mailsync.ingest_outlook.settings import Settings
 
@@ -37,6 +40,8 @@ CONNECTIONS = web.AppKey("connections", ConnectionStore)
 """The connection store (tests read the sealed token cache through it)."""
 SYNC = web.AppKey("sync", MailboxSync)
 """The worker (its Graph client's throttling count is read by tests and the benchmark)."""
+WATCHDOG = web.AppKey("watchdog", Watchdog)
+"""The watchdog (tests run a round with a moved clock)."""
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -62,6 +67,9 @@ def create_app(settings: Settings) -> web.Application:
             ca_file=settings.ca_file,
             timeout_seconds=settings.graph_timeout_seconds,
             max_concurrency=settings.graph_max_concurrency,
+            requests_per_window=settings.graph_requests_per_window,
+            window_seconds=settings.graph_window_seconds,
+            burst_fraction=settings.graph_burst_fraction,
         )
     )
     connections = ConnectionStore(database)
@@ -99,6 +107,10 @@ def create_app(settings: Settings) -> web.Application:
             state_ttl=timedelta(seconds=settings.oauth_state_ttl_seconds),
         ),
     )
+    watchdog_policy = WatchdogPolicy(
+        silence=timedelta(seconds=settings.watchdog_silence_seconds),
+        spread=timedelta(seconds=settings.watchdog_spread_seconds),
+    )
     sync = MailboxSync(
         connections=connections,
         mailboxes=mailboxes,
@@ -113,7 +125,17 @@ def create_app(settings: Settings) -> web.Application:
             allowed_extensions=frozenset(t.lower().lstrip(".") for t in settings.attachment_types),
         ),
         page_size=settings.delta_page_size,
+        watchdog=watchdog_policy,
     )
+    watchdog = Watchdog(
+        connections=connections,
+        mailboxes=mailboxes,
+        publisher=runtime.publisher,
+        metrics=metrics,
+        policy=watchdog_policy,
+        batch=settings.watchdog_batch,
+    )
+    maintenance_loop = Maintenance(subscriptions=subscriptions, watchdog=watchdog)
     intake = NotificationIntake(
         mailboxes=mailboxes,
         publisher=runtime.publisher,
@@ -131,7 +153,7 @@ def create_app(settings: Settings) -> web.Application:
         await graph.close()
 
     async def maintenance(_: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(subscriptions.run(settings.maintenance_interval_seconds))
+        task = asyncio.create_task(maintenance_loop.run(settings.maintenance_interval_seconds))
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -141,6 +163,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SUBSCRIPTIONS] = subscriptions
     app[CONNECTIONS] = connections
     app[SYNC] = sync
+    app[WATCHDOG] = watchdog
     api.add_routes(
         app,
         manager,

@@ -23,6 +23,8 @@ class IngestMetrics:
     """Connections moved to `needs_reauth`."""
     hints_coalesced: Counter
     """Push hints skipped because a later-started sync already covered them."""
+    watchdog_hints: Counter
+    """`MailboxChanged(source="watchdog")` hints published for mailboxes whose notifications went silent."""
 
     @classmethod
     def register(cls, registry: CollectorRegistry) -> IngestMetrics:
@@ -63,6 +65,11 @@ class IngestMetrics:
             hints_coalesced=Counter(
                 "mailsync_outlook_hints_coalesced",
                 "Push hints skipped because a sync started after them already covered them.",
+                registry=registry,
+            ),
+            watchdog_hints=Counter(
+                "mailsync_outlook_watchdog_hints",
+                "Watchdog hints published for mailboxes with no notification or sync for too long.",
                 registry=registry,
             ),
         )

@@ -40,6 +40,23 @@ class Settings(ServiceSettings):
     graph_max_concurrency: int = Field(
         default=4, ge=1, le=4, description="Graph requests in flight per mailbox (Outlook allows 4)."
     )
+    graph_requests_per_window: int = Field(
+        default=10_000,
+        ge=2,
+        description="Outlook's request limit per app and mailbox in one window; requests are paced under it.",
+    )
+    graph_window_seconds: float = Field(
+        default=600.0, gt=0, description="Length of that sliding window (Outlook: 10 minutes)."
+    )
+    graph_burst_fraction: float = Field(
+        default=0.05,
+        gt=0,
+        lt=1,
+        description=(
+            "Share of the limit a mailbox may send at once; the rest is spread evenly over the window, so "
+            "any window holds at most the limit and a long catch-up runs at >= 1 - this share of it."
+        ),
+    )
     oauth_redirect_uri: str = Field(
         default="http://localhost:8082/v1/oauth/callback",
         description="This service's OAuth redirect URI, as registered on the Entra app.",
@@ -86,6 +103,20 @@ class Settings(ServiceSettings):
     )
     maintenance_interval_seconds: float = Field(
         default=60.0, gt=0, description="How often due renewals and missing subscriptions are handled."
+    )
+    watchdog_silence_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description=(
+            "A mailbox with no completed sync (so no notification either) for this long gets a watchdog "
+            "delta sync anyway."
+        ),
+    )
+    watchdog_spread_seconds: float = Field(
+        default=600.0, ge=0, description="Watchdog syncs are spread at random over this extra window."
+    )
+    watchdog_batch: int = Field(
+        default=100, gt=0, description="Most watchdog hints published per maintenance round."
     )
     notification_publish_timeout_seconds: float = Field(
         default=2.0,

@@ -55,10 +55,6 @@ class ConnectionStore:
         cursor = self._connections.find({"mailbox_id": mailbox_id, "status": "active"}).sort("_id")
         return [_connection(doc) async for doc in cursor]
 
-    async def active_mailboxes(self) -> list[str]:
-        """Mailboxes at least one active connection reads."""
-        return [str(m) for m in await self._connections.distinct("mailbox_id", {"status": "active"})]
-
     async def sealed_cache(self, connection_id: str) -> tuple[dict[str, Any], str] | None:
         """The sealed MSAL token cache and the MSAL account id of an active connection."""
         doc = await self._connections.find_one(

@@ -2,6 +2,8 @@
 
 - **Concurrency**: Outlook allows 4 concurrent requests per app and mailbox (`MailboxConcurrency`); every
   call for a mailbox takes a slot of that mailbox's semaphore (`max_concurrency`, at most 4).
+- **Pacing**: every request first takes a token of its mailbox's bucket (see `pacing`), sized from
+  Outlook's 10,000 requests per 10 minutes, so a long catch-up runs just under the limit instead of into it.
 - **Throttling**: 429, 503 and 504 are retried after `Retry-After` (else exponential backoff) a few times
   in place; then `TransientError` carries the hint to the delivery middleware.
 - **Auth**: a 401 gets one retry with a force-refreshed token.
@@ -21,6 +23,7 @@ from typing import Any
 import aiohttp
 
 from mailsync.common.delivery import TransientError
+from mailsync.ingest_outlook.adapters.pacing import MailboxPacer
 
 TokenSource = Callable[[bool], Awaitable[str]]
 """Gives the mailbox's access token; `True` forces a refresh (after a 401)."""
@@ -50,19 +53,33 @@ class GraphConfig:
     ca_file: str | None = None
     timeout_seconds: float = 30.0
     max_concurrency: int = 4
+    requests_per_window: int = 10_000
+    window_seconds: float = 600.0
+    burst_fraction: float = 0.05
 
 
 class GraphClient:
     """Graph calls on behalf of one mailbox at a time, each with that mailbox's token source."""
 
-    def __init__(self, config: GraphConfig, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+    def __init__(
+        self,
+        config: GraphConfig,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        pacer: MailboxPacer | None = None,
+    ):
         self._config = config
+        self.pacer = pacer or MailboxPacer(
+            config.requests_per_window, config.window_seconds, config.burst_fraction
+        )
         self._root = config.base_url.rstrip("/") + "/v1.0"
         self._session: aiohttp.ClientSession | None = None
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._sleep = sleep
         self.throttled = 0
         """429s seen (for metrics and the benchmark)."""
+        self.requests = 0
+        """Requests sent (for the benchmark)."""
 
     async def close(self) -> None:
         if self._session is not None:
@@ -103,13 +120,15 @@ class GraphClient:
             access_token = await token(force)
             request_headers = {"Authorization": f"Bearer {access_token}", **(headers or {})}
             try:
-                async with (
-                    self._slot(mailbox_id),
-                    self._client().request(method, url, json=body, headers=request_headers) as response,
-                ):
-                    status = response.status
-                    retry_after = _retry_after(response.headers.get("Retry-After"))
-                    payload = await _json(response)
+                async with self._slot(mailbox_id):
+                    await self.pacer.acquire(mailbox_id)
+                    self.requests += 1
+                    async with self._client().request(
+                        method, url, json=body, headers=request_headers
+                    ) as response:
+                        status = response.status
+                        retry_after = _retry_after(response.headers.get("Retry-After"))
+                        payload = await _json(response)
             except (aiohttp.ClientError, TimeoutError) as error:
                 if attempt == _MAX_ATTEMPTS:
                     raise TransientError(f"Graph unreachable: {type(error).__name__}") from error

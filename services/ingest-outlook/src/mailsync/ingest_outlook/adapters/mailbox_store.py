@@ -4,7 +4,10 @@
   progress (Graph lets a round resume from it), and the C7 cutoff the first round was filtered with.
 - `outlook_published_messages` (`_id` `<mailbox_id>|<Graph message id>`): messages already published, so a
   replayed delta round, a duplicate notification or a full resync never publishes one twice (D2).
-- `outlook_mailbox_syncs` (`_id` mailbox id): when the last complete sync started, to coalesce push hints.
+- `outlook_mailbox_syncs` (`_id` mailbox id): when the last complete sync started, to coalesce push hints,
+  `watchdog_at`, when the mailbox is due for a watchdog sync if nothing syncs it before, and `subscribe_at`,
+  set while the mailbox may lack a subscription (a create pending or failed, a record removed); both indexed,
+  so the maintenance loop reads only what is due instead of scanning every mailbox.
 - `outlook_subscriptions` (`_id` Graph subscription id): mailbox, folder, the SHA-256 of the clientState
   secret (never the secret), expiry and when to renew; indexed by mailbox and by `renew_at`.
 """
@@ -49,6 +52,8 @@ class MailboxStore:
     async def ensure_indexes(self) -> None:
         await self._subscriptions.create_index([("mailbox_id", ASCENDING)])
         await self._subscriptions.create_index([("renew_at", ASCENDING)])
+        await self._syncs.create_index([("watchdog_at", ASCENDING)], sparse=True)
+        await self._syncs.create_index([("subscribe_at", ASCENDING)], sparse=True)
 
     async def cursor(self, mailbox_id: str, folder: str) -> str | None:
         doc = await self._cursors.find_one({"_id": f"{mailbox_id}|{folder}"})
@@ -71,8 +76,24 @@ class MailboxStore:
         value = None if doc is None else doc.get("started_at")
         return value if isinstance(value, datetime) else None
 
-    async def sync_completed(self, mailbox_id: str, started_at: datetime) -> None:
-        await self._syncs.update_one({"_id": mailbox_id}, {"$max": {"started_at": started_at}}, upsert=True)
+    async def sync_completed(
+        self, mailbox_id: str, started_at: datetime, watchdog_at: datetime | None = None
+    ) -> None:
+        """Record a complete sync; `watchdog_at`: when the watchdog syncs the mailbox if nothing else does."""
+        update: Document = {"$max": {"started_at": started_at}}
+        if watchdog_at is not None:
+            update["$set"] = {"watchdog_at": watchdog_at}
+        await self._syncs.update_one({"_id": mailbox_id}, update, upsert=True)
+
+    async def due_watchdog(self, now: datetime, limit: int) -> list[str]:
+        """Mailboxes whose watchdog time has come, earliest first (an indexed query)."""
+        cursor = self._syncs.find({"watchdog_at": {"$lte": now}}, {"_id": 1}).sort("watchdog_at").limit(limit)
+        return [str(doc["_id"]) async for doc in cursor]
+
+    async def set_watchdog(self, mailbox_id: str, at: datetime | None) -> None:
+        """Move the mailbox's watchdog time (None: not watched until its next complete sync)."""
+        update: Document = {"$set": {"watchdog_at": at}} if at else {"$unset": {"watchdog_at": ""}}
+        await self._syncs.update_one({"_id": mailbox_id}, update)
 
     async def published(self, mailbox_id: str, message_ids: Iterable[str]) -> set[str]:
         """Which of `message_ids` were already published for the mailbox."""
@@ -128,11 +149,25 @@ class MailboxStore:
             {"_id": subscription_id}, {"$set": {"expires_at": expires_at, "renew_at": renew_at}}
         )
 
-    async def remove_subscription(self, subscription_id: str) -> None:
-        await self._subscriptions.delete_one({"_id": subscription_id})
+    async def remove_subscription(self, subscription_id: str, at: datetime) -> None:
+        """Drop a record; its mailbox is due for a subscription check from `at` (it may need a new one)."""
+        doc = await self._subscriptions.find_one_and_delete({"_id": subscription_id}, {"mailbox_id": 1})
+        if doc is not None:
+            await self.set_subscribe(str(doc["mailbox_id"]), at)
 
-    async def mailboxes_with_subscriptions(self) -> list[str]:
-        return [str(m) for m in await self._subscriptions.distinct("mailbox_id")]
+    async def set_subscribe(self, mailbox_id: str, at: datetime | None) -> None:
+        """Mark the mailbox due for a subscription check from `at` (None: its subscriptions are complete)."""
+        if at is None:
+            await self._syncs.update_one({"_id": mailbox_id}, {"$unset": {"subscribe_at": ""}})
+        else:
+            await self._syncs.update_one({"_id": mailbox_id}, {"$set": {"subscribe_at": at}}, upsert=True)
+
+    async def due_subscribe(self, now: datetime, limit: int = 100) -> list[str]:
+        """Mailboxes that may lack a subscription, earliest first (an indexed query)."""
+        cursor = (
+            self._syncs.find({"subscribe_at": {"$lte": now}}, {"_id": 1}).sort("subscribe_at").limit(limit)
+        )
+        return [str(doc["_id"]) async for doc in cursor]
 
 
 def _record(doc: Document) -> SubscriptionRecord:

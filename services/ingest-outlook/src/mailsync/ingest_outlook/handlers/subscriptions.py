@@ -12,7 +12,6 @@ re-authentication) nothing is called.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import random
@@ -55,11 +54,19 @@ class Subscriptions:
     jitter: Callable[[], float] = random.random
 
     async def ensure(self, connection: Connection) -> None:
-        """Create the subscriptions the connection's mailbox lacks (idempotent)."""
+        """Create the subscriptions the connection's mailbox lacks (idempotent).
+
+        The mailbox is marked due for a subscription check (`subscribe_at`) before any create and unmarked
+        once none is missing, so a create that fails (or a crash) is retried by the maintenance loop.
+        """
         existing = {record.folder for record in await self.mailboxes.subscriptions_of(connection.mailbox_id)}
-        for folder in FOLDERS:
-            if folder not in existing:
-                await self._create(connection, folder)
+        missing = [folder for folder in FOLDERS if folder not in existing]
+        if not missing:
+            return
+        await self.mailboxes.set_subscribe(connection.mailbox_id, self.now())
+        for folder in missing:
+            await self._create(connection, folder)
+        await self.mailboxes.set_subscribe(connection.mailbox_id, None)
 
     async def _create(self, connection: Connection, folder: str) -> None:
         client_state = secrets.token_urlsafe(32)
@@ -121,7 +128,7 @@ class Subscriptions:
 
     async def recreate(self, record: SubscriptionRecord, connection: Connection) -> None:
         """Replace a subscription Graph removed (`subscriptionRemoved`, or 404 on renewal)."""
-        await self.mailboxes.remove_subscription(record.subscription_id)
+        await self.mailboxes.remove_subscription(record.subscription_id, self.now())
         await self._create(connection, record.folder)
         self.metrics.subscriptions.labels("recreated").inc()
 
@@ -140,12 +147,17 @@ class Subscriptions:
                         "could not delete a subscription at Graph",
                         extra={"mailbox_id": mailbox_id, "subscription_id": record.subscription_id},
                     )
-            await self.mailboxes.remove_subscription(record.subscription_id)
+            await self.mailboxes.remove_subscription(record.subscription_id, self.now())
             self.metrics.subscriptions.labels("deleted").inc()
 
-    async def maintain(self) -> None:
-        """One maintenance round: renew what is due; subscribe active mailboxes that lack subscriptions."""
-        for record in await self.mailboxes.due_renewals(self.now()):
+    async def maintain(self, limit: int = 100) -> None:
+        """One maintenance round: renew what is due; subscribe the mailboxes that may lack subscriptions.
+
+        Both sets come from one indexed query each (`renew_at` of subscriptions, `subscribe_at` of
+        mailboxes), earliest first and at most `limit` per round: no scan of every mailbox.
+        """
+        now = self.now()
+        for record in await self.mailboxes.due_renewals(now, limit):
             active = await self.connections.active_for_mailbox(record.mailbox_id)
             if not active:
                 continue
@@ -154,25 +166,17 @@ class Subscriptions:
             except (GraphError, TransientError, NeedsReauthError, NotActiveError):
                 self.metrics.subscriptions.labels("failed").inc()
                 logger.warning("subscription renewal failed", extra={"mailbox_id": record.mailbox_id})
-        subscribed = set(await self.mailboxes.mailboxes_with_subscriptions())
-        for mailbox_id in await self.connections.active_mailboxes():
+        for mailbox_id in await self.mailboxes.due_subscribe(now, limit):
             active = await self.connections.active_for_mailbox(mailbox_id)
-            if mailbox_id in subscribed and len(await self.mailboxes.subscriptions_of(mailbox_id)) >= len(
-                FOLDERS
-            ):
+            if not active:
+                # Nobody reads it (disconnected or awaiting re-authentication): a reconnect or the
+                # re-authentication's catch-up hint subscribes it again.
+                await self.mailboxes.set_subscribe(mailbox_id, None)
                 continue
-            if active:
-                try:
-                    await self.ensure(active[0])
-                except (GraphError, TransientError, NeedsReauthError, NotActiveError):
-                    self.metrics.subscriptions.labels("failed").inc()
-                    logger.warning("subscription creation failed", extra={"mailbox_id": mailbox_id})
-
-    async def run(self, interval_seconds: float) -> None:
-        """Maintenance forever (cancelled at shutdown); a failing round is logged and retried next time."""
-        while True:
             try:
-                await self.maintain()
-            except Exception:
-                logger.exception("subscription maintenance round failed")
-            await asyncio.sleep(interval_seconds)
+                await self.ensure(active[0])
+            except (GraphError, TransientError, NeedsReauthError, NotActiveError):
+                self.metrics.subscriptions.labels("failed").inc()
+                logger.warning("subscription creation failed", extra={"mailbox_id": mailbox_id})
+                continue
+            await self.mailboxes.set_subscribe(mailbox_id, None)

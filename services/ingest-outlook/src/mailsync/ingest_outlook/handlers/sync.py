@@ -33,9 +33,10 @@ import asyncio
 import base64
 import binascii
 import logging
+import random
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -73,6 +74,7 @@ from mailsync.ingest_outlook.domain.messages import (
     threading_headers,
 )
 from mailsync.ingest_outlook.domain.subscriptions import FOLDERS
+from mailsync.ingest_outlook.domain.watchdog import WatchdogPolicy
 from mailsync.ingest_outlook.handlers.credentials import Credentials, NeedsReauthError, NotActiveError
 from mailsync.ingest_outlook.handlers.subscriptions import Subscriptions
 from mailsync.ingest_outlook.metrics import IngestMetrics
@@ -99,7 +101,9 @@ class MailboxSync:
     metrics: IngestMetrics
     attachment_policy: AttachmentPolicy
     page_size: int = 50
+    watchdog: WatchdogPolicy = field(default_factory=WatchdogPolicy)
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    jitter: Callable[[], float] = random.random
 
     async def handle(self, hint: MailboxChanged) -> None:
         """Sync the hinted mailbox; see the module docstring for what is acked when."""
@@ -149,7 +153,9 @@ class MailboxSync:
         connection_ids = tuple(c.connection_id for c in active)
         for folder in FOLDERS:
             await self._sync_folder(connection, token, folder, cutoff, connection_ids)
-        await self.mailboxes.sync_completed(hint.mailbox_id, started)
+        await self.mailboxes.sync_completed(
+            hint.mailbox_id, started, self.watchdog.due_at(self.now(), self.jitter())
+        )
         await self.connections.mark_synced(hint.mailbox_id, self.now())
 
     async def _sync_folder(
