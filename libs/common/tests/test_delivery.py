@@ -237,3 +237,86 @@ async def test_a_dependency_that_stays_down_holds_the_offset_until_it_recovers(
         await asyncio.sleep(0.5)
     assert processed[0].event_id == sent.event_id
     assert dead == []
+
+
+def subscribe_batch(
+    runtime: ServiceRuntime, handler: Callable[[list[MailboxChanged]], Awaitable[None]]
+) -> None:
+    settings = runtime.settings
+
+    @runtime.broker.subscriber(
+        settings.topic(MAILBOX_CHANGED),
+        group_id=settings.consumer_group("batch-worker"),
+        auto_offset_reset="earliest",
+        batch=True,
+        max_records=50,
+    )
+    async def on_mailbox_changes(events: list[MailboxChanged]) -> None:
+        await handler(events)
+
+
+async def publish_all(settings: ServiceSettings, events: list[bytes]) -> None:
+    """Publish before any consumer starts, on one key, so the consumer fetches them as one batch."""
+    runtime = create_runtime(settings)
+    async with running(runtime):
+        for payload in events:
+            await runtime.broker.publish(payload, topic=settings.topic(MAILBOX_CHANGED), key=b"k")
+
+
+async def test_a_poison_record_in_a_batch_is_dead_lettered_alone_and_the_rest_applied(
+    service_settings: ServiceSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = [hint() for _ in range(6)]
+    poison = hint("gmail:poison@example.com")
+    payloads = [e.model_dump_json().encode() for e in good[:3]]
+    payloads += [b'{"provider": "yahoo"}', poison.model_dump_json().encode()]
+    payloads += [e.model_dump_json().encode() for e in good[3:]]
+    await publish_all(service_settings, payloads)
+
+    runtime = create_runtime(service_settings)
+    batch_sizes: list[int] = []
+    applied: set[object] = set()
+    dead: list[DeadLettered] = []
+
+    async def apply(events: list[MailboxChanged]) -> None:
+        batch_sizes.append(len(events))
+        if any(e.mailbox_id == poison.mailbox_id for e in events):
+            raise PermanentError("unknown_mailbox", poison.mailbox_id)
+        applied.update(e.event_id for e in events)
+
+    subscribe_batch(runtime, apply)
+    collect_dead_letters(runtime.broker, service_settings, dead)
+    async with running(runtime):
+        await eventually(lambda: len(applied) == len(good) and len(dead) == 2)
+        await asyncio.sleep(0.5)
+    assert applied == {e.event_id for e in good}
+    assert sorted(letter.reason.split(":")[0] for letter in dead) == ["invalid_payload", "unknown_mailbox"]
+    assert {letter.payload_bytes() for letter in dead} == {payloads[3], payloads[4]}
+    isolated = [
+        r for r in caplog.records if r.getMessage() == "batch failed; applying its records one by one"
+    ]
+    assert isolated, "the records were not consumed as a batch"
+    assert max(r.__dict__["records"] for r in isolated) > 1
+    assert 1 in batch_sizes, "the failed batch was not re-run record by record"
+
+
+async def test_a_transient_failure_retries_the_whole_batch(service_settings: ServiceSettings) -> None:
+    events = [hint() for _ in range(5)]
+    await publish_all(service_settings, [e.model_dump_json().encode() for e in events])
+
+    runtime = create_runtime(service_settings)
+    calls: list[list[object]] = []
+    dead: list[DeadLettered] = []
+
+    async def flaky(batch: list[MailboxChanged]) -> None:
+        calls.append([e.event_id for e in batch])
+        if len(calls) == 1:
+            raise TransientError("database unavailable", retry_after=0.01)
+
+    subscribe_batch(runtime, flaky)
+    collect_dead_letters(runtime.broker, service_settings, dead)
+    async with running(runtime):
+        await eventually(lambda: {i for ids in calls[1:] for i in ids} == {e.event_id for e in events})
+        await asyncio.sleep(0.5)
+    assert calls[1] == calls[0], "the retry saw a different batch"
+    assert dead == []

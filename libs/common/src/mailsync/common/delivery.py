@@ -13,10 +13,16 @@ middleware (policy `NACK_ON_ERROR`, so offsets are committed only after the hand
   anything else (a bug): the message is published to the topic's dead-letter topic with the reason and the
   original bytes, then committed. Nothing is dropped silently, and one poison message never blocks a mailbox.
 - Publishing the dead letter itself fails: the error propagates and the message is delivered again.
+
+A batch subscriber (`batch=True`) gets the same rules per batch, and per record where it matters: a
+transient failure retries the whole batch (handlers are idempotent, so records already applied are applied
+again harmlessly); any other failure re-runs each record of the batch on its own, so only the records that
+fail alone are dead-lettered and the rest of the batch is still applied.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -36,6 +42,7 @@ from tenacity import (
 from mailsync.common.contracts import DeadLettered, dead_letter_topic, encode_payload
 
 if TYPE_CHECKING:
+    from aiokafka import ConsumerRecord
     from faststream._internal.context.repository import ContextRepo
     from faststream.message import StreamMessage
 
@@ -107,7 +114,7 @@ class DeliveryPolicy:
 
 
 class DeliveryMiddleware(BaseMiddleware):
-    """Runs one consumed message under the delivery rules in this module's docstring."""
+    """Runs one consumed message, or one batch, under the delivery rules in this module's docstring."""
 
     def __init__(self, msg: Any, /, *, context: ContextRepo, policy: DeliveryPolicy) -> None:
         super().__init__(msg, context=context)
@@ -115,10 +122,59 @@ class DeliveryMiddleware(BaseMiddleware):
 
     async def consume_scope(self, call_next: Callable[[Any], Awaitable[Any]], msg: StreamMessage[Any]) -> Any:
         """Call the handler with retries; dead-letter what cannot succeed; re-raise what may later."""
-        record = msg.raw_message
+        if not isinstance(msg.raw_message, tuple):
+            return await self._consume(call_next, msg, msg.raw_message)
+        records: tuple[ConsumerRecord[Any, Any], ...] = msg.raw_message
+        try:
+            return await self._attempt(call_next, msg, records[0], _Failure())
+        except TransientError:
+            raise
+        except Exception as error:
+            logger.warning(
+                "batch failed; applying its records one by one",
+                extra={
+                    "topic": records[0].topic,
+                    "records": len(records),
+                    "error_type": type(error).__name__,
+                },
+                exc_info=True,
+            )
+        for record in records:
+            await self._consume(call_next, _single(msg, record), record)
+        return None
+
+    async def _consume(
+        self,
+        call_next: Callable[[Any], Awaitable[Any]],
+        msg: StreamMessage[Any],
+        record: ConsumerRecord[Any, Any],
+    ) -> Any:
+        """Run `msg` (one record, or a batch of just `record`); dead-letter `record` if it cannot succeed."""
+        failure = _Failure()
+        try:
+            return await self._attempt(call_next, msg, record, failure)
+        except TransientError:
+            raise
+        except ValidationError as error:
+            await self._dead_letter(record, "invalid_payload", error, failure)
+        except PermanentError as error:
+            await self._dead_letter(record, error.reason, error, failure)
+        except Exception as error:
+            logger.exception(
+                "handler raised an unexpected error", extra={"topic": record.topic, "offset": record.offset}
+            )
+            await self._dead_letter(record, "unexpected_error", error, failure)
+        return None
+
+    async def _attempt(
+        self,
+        call_next: Callable[[Any], Awaitable[Any]],
+        msg: StreamMessage[Any],
+        record: ConsumerRecord[Any, Any],
+        failure: _Failure,
+    ) -> Any:
+        """Call the handler, retrying transient errors; record in `failure` when and how often it failed."""
         topic: str = record.topic
-        first_failed_at: datetime | None = None
-        attempts = 0
 
         def count_retry(state: RetryCallState) -> None:
             self._policy.metrics.handler_retries.labels(self._policy.service, topic).inc()
@@ -130,11 +186,11 @@ class DeliveryMiddleware(BaseMiddleware):
         try:
             async for attempt in self._policy.retry.retrying(count_retry):
                 with attempt:
-                    attempts += 1
+                    failure.attempts += 1
                     try:
                         return await call_next(msg)
                     except Exception:
-                        first_failed_at = first_failed_at or datetime.now(UTC)
+                        failure.first_failed_at = failure.first_failed_at or datetime.now(UTC)
                         raise
         except TransientError:
             logger.warning(
@@ -142,26 +198,11 @@ class DeliveryMiddleware(BaseMiddleware):
                 extra={"topic": topic, "offset": record.offset},
             )
             raise
-        except ValidationError as error:
-            await self._dead_letter(msg, "invalid_payload", error, attempts, first_failed_at)
-        except PermanentError as error:
-            await self._dead_letter(msg, error.reason, error, attempts, first_failed_at)
-        except Exception as error:
-            logger.exception(
-                "handler raised an unexpected error", extra={"topic": topic, "offset": record.offset}
-            )
-            await self._dead_letter(msg, "unexpected_error", error, attempts, first_failed_at)
         return None
 
     async def _dead_letter(
-        self,
-        msg: StreamMessage[Any],
-        reason: str,
-        error: BaseException,
-        attempts: int,
-        first_failed_at: datetime | None,
+        self, record: ConsumerRecord[Any, Any], reason: str, error: BaseException, failure: _Failure
     ) -> None:
-        record = msg.raw_message
         publish = self._policy.publish_dead_letter
         if publish is None:
             raise RuntimeError("no dead-letter publisher configured") from error
@@ -178,8 +219,8 @@ class DeliveryMiddleware(BaseMiddleware):
             headers={k: v.decode("utf-8", "replace") for k, v in (record.headers or ())},
             error_type=f"{type(error).__module__}.{type(error).__qualname__}",
             reason=f"{reason}: {error}"[:8000],
-            attempts=max(attempts, 1),
-            first_failed_at=first_failed_at or now,
+            attempts=max(failure.attempts, 1),
+            first_failed_at=failure.first_failed_at or now,
             dead_lettered_at=now,
         )
         await publish(letter, topic=dead_letter_topic(record.topic), key=record.key)
@@ -193,3 +234,21 @@ class DeliveryMiddleware(BaseMiddleware):
                 "error_type": type(error).__name__,
             },
         )
+
+
+@dataclass
+class _Failure:
+    """How often a message's handler ran, and when it first failed (for its dead letter)."""
+
+    attempts: int = 0
+    first_failed_at: datetime | None = None
+
+
+def _single(batch: StreamMessage[Any], record: ConsumerRecord[Any, Any]) -> StreamMessage[Any]:
+    """A copy of `batch` that carries only `record` (the handler then gets a one-element list)."""
+    single = copy.copy(batch)
+    single.raw_message = (record,)
+    single.body = [record.value or b""]
+    single.batch_headers = [{k: v.decode("utf-8", "replace") for k, v in (record.headers or ())}]
+    single.headers = single.batch_headers[0]
+    return single
