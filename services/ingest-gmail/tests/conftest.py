@@ -23,6 +23,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 
 from mailsync.common.contracts import (
@@ -198,9 +199,10 @@ class Harness:
         ).encode()
 
     def sample(self, name: str, labels: dict[str, str] | None = None) -> float:
-        """A metric's current value, read from the service's registry."""
+        """A metric's current value, read from the service's registry (the ``service`` label is implied)."""
         assert self.app is not None
-        value = self.app[RUNTIME].registry.get_sample_value(name, labels or {})
+        labels = {"service": self.settings.service_name, **(labels or {})}
+        value = self.app[RUNTIME].registry.get_sample_value(name, labels)
         return float(value or 0.0)
 
     def sample_total(self, name: str) -> float:
@@ -213,13 +215,15 @@ class Harness:
             if sample.name == name
         )
 
-    async def metric(self, name: str, labels: str = "") -> float:
+    async def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
+        """A sample's value as ``/metrics`` serves it (the ``service`` label is implied)."""
         async with self.http.get(f"{self.service_url}/metrics") as response:
             text = await response.text()
-        needle = f"{name}{{{labels}}}" if labels else name
-        for line in text.splitlines():
-            if line.startswith(needle + " "):
-                return float(line.split()[-1])
+        wanted = {"service": self.settings.service_name, **(labels or {})}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and sample.labels == wanted:
+                    return float(sample.value)
         return 0.0
 
 

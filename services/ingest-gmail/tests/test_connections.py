@@ -249,8 +249,6 @@ async def test_c5_d1_disconnect_stops_sync_drops_tokens_and_keeps_history(harnes
     )
     later = await harness.admin.deliver_inbound(ALICE, sender=CONTACT, subject="after", text="2")
     assert await harness.push(harness.push_envelope(ALICE, later["historyId"]), token) == 204
-    assert (
-        harness.sample("mailsync_gmail_notifications_dropped_total", {"reason": "no_active_connection"}) == 1
-    )
+    assert harness.sample("mailsync_notifications_dropped_total", {"reason": "no_active_connection"}) == 1
     assert len(harness.tap.messages()) == 1
     assert harness.sandbox.store.find(ALICE).watch is None  # users.stop was called

@@ -87,7 +87,10 @@ async def test_forged_expired_misaddressed_and_malformed_pushes_are_rejected(har
     ]
     for token, payload, status, reason in cases:
         assert await harness.push(payload, token) == status, reason
-        assert harness.sample("mailsync_gmail_push_rejected_total", {"reason": reason}) >= 1, reason
+        assert (
+            harness.sample("mailsync_webhook_rejected_total", {"endpoint": "pubsub_push", "reason": reason})
+            >= 1
+        ), reason
     hints = [h for _, h in harness.tap.records[MAILBOX_CHANGED] if h.history_id == 10**9]
     assert hints == []
     assert await harness.push(body, valid) == 204
@@ -98,7 +101,7 @@ async def test_forged_expired_misaddressed_and_malformed_pushes_are_rejected(har
 async def test_push_for_an_unknown_mailbox_is_acked_and_dropped(harness: Harness) -> None:
     token = await _signed(harness, audience=AUDIENCE, email=harness.sandbox.config.push_service_account)
     assert await harness.push(harness.push_envelope("stranger@example.com", 5), token) == 204
-    assert harness.sample("mailsync_gmail_notifications_dropped_total", {"reason": "unknown_mailbox"}) == 1
+    assert harness.sample("mailsync_notifications_dropped_total", {"reason": "unknown_mailbox"}) == 1
 
 
 @pytest.mark.pubsub

@@ -90,7 +90,7 @@ async def test_d2_duplicate_and_out_of_order_notifications_publish_nothing_twice
 
 
 def _coalesced(harness: Harness) -> float:
-    return float(harness.sample("mailsync_gmail_hints_coalesced_total"))
+    return float(harness.sample("mailsync_hints_coalesced_total"))
 
 
 async def test_stale_cursor_404_recovers_the_gap_without_duplicates_or_older_mail_c7(
@@ -118,7 +118,7 @@ async def test_stale_cursor_404_recovers_the_gap_without_duplicates_or_older_mai
     ids = [m.provider_message_id for m in harness.tap.messages()]
     assert ids == [synced["id"], *(m["id"] for m in missed), sent["id"]]  # oldest first, each once
     assert old["id"] not in ids
-    assert await harness.metric("mailsync_gmail_history_recoveries_total") == 1
+    assert await harness.metric("mailsync_resyncs_total", {"cause": "history_expired"}) == 1
     later = await harness.admin.deliver_inbound(ALICE, sender=CONTACT, subject="after recovery", text="d")
     assert await harness.push(harness.push_envelope(ALICE, later["historyId"]), token) == 204
     await harness.tap.wait_until(lambda: len(harness.tap.messages()) == 6)
@@ -166,7 +166,12 @@ async def test_watch_is_renewed_when_due(harness: Harness) -> None:
     await harness.maintenance.run_once()
     after = await mailboxes.find_one({"_id": before["_id"]})
     assert after["watch_renew_at"] > before["created_at"] + timedelta(hours=12)
-    assert await harness.metric("mailsync_gmail_watch_calls_total", 'outcome="ok"') == 2
+    assert (
+        await harness.metric(
+            "mailsync_push_channel_operations_total", {"operation": "watch", "outcome": "ok"}
+        )
+        == 2
+    )
 
 
 async def test_large_bodies_and_attachments_are_stored_once_in_gridfs(harness: Harness) -> None:
@@ -198,7 +203,10 @@ async def test_a_failed_watch_at_connect_is_retried_by_maintenance(harness: Harn
     mailboxes = harness.database["gmail_mailboxes"]
     before = await mailboxes.find_one({"_id": "gmail:alice@example.com"})
     assert before["watch_expires_at"] is None
-    assert harness.sample("mailsync_gmail_watch_calls_total", {"outcome": "failed"}) == 1
+    assert (
+        harness.sample("mailsync_push_channel_operations_total", {"operation": "watch", "outcome": "failed"})
+        == 1
+    )
     await harness.maintenance.run_once()
     after = await mailboxes.find_one({"_id": "gmail:alice@example.com"})
     assert after["watch_expires_at"] is not None

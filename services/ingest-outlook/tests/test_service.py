@@ -191,6 +191,8 @@ class Harness:
         )
 
     def metric(self, name: str, labels: dict[str, str]) -> float:
+        """A sample's current value (the ``service`` label is implied)."""
+        labels = {"service": "ingest-outlook", **labels}
         value = self.service.app[RUNTIME].registry.get_sample_value(name, labels)
         return value or 0.0
 
@@ -245,7 +247,10 @@ async def _connected_alice(harness: Harness) -> tuple[str, str]:
     await eventually(lambda: len(harness.tap.hints()) >= 1)
     # the first delta round after connecting establishes the cursors
     await eventually(
-        lambda: harness.metric("mailsync_outlook_subscription_operations_total", {"kind": "created"}) == 2
+        lambda: (
+            harness.metric("mailsync_push_channel_operations_total", {"operation": "create", "outcome": "ok"})
+            == 2
+        )
     )
     return body["connection_id"], body["mailbox_id"]
 
@@ -334,17 +339,14 @@ async def test_d2_duplicate_notifications_publish_no_duplicate_events(harness: H
     await eventually(lambda: len(harness.tap.hints()) == hints_before + 5)
     await _quiet(harness, 3)
     assert len(harness.tap.messages(mailbox_id)) == 1
-    assert (
-        harness.metric("mailsync_outlook_notifications_total", {"endpoint": "change", "outcome": "accepted"})
-        >= 6
-    )
+    assert harness.metric("mailsync_webhook_accepted_total", {"endpoint": "change"}) >= 6
 
     # A hint older than the start of the last complete sync is coalesced: no Graph call, no event.
     stale = harness.tap.hints()[-1].model_copy(
         update={"event_id": uuid.uuid4(), "received_at": datetime.now(UTC) - timedelta(minutes=5)}
     )
     await harness.service.app[RUNTIME].publisher.publish(MAILBOX_CHANGED, stale)
-    await eventually(lambda: harness.metric("mailsync_outlook_hints_coalesced_total", {}) >= 1)
+    await eventually(lambda: harness.metric("mailsync_hints_coalesced_total", {}) >= 1)
     assert len(harness.tap.messages(mailbox_id)) == 1
 
 
@@ -375,7 +377,7 @@ async def test_forged_notifications_are_rejected_counted_and_never_hinted(harnes
         ("change", "missing_value", 1),
     ):
         assert (
-            harness.metric("mailsync_outlook_notifications_total", {"endpoint": endpoint, "outcome": outcome})
+            harness.metric("mailsync_webhook_rejected_total", {"endpoint": endpoint, "reason": outcome})
             == count
         )
     await _quiet(harness)
@@ -392,13 +394,21 @@ async def test_lifecycle_reauthorization_removed_and_missed_are_each_recovered(h
     # reauthorizationRequired → the subscription is renewed
     await harness.admin.lifecycle(inbox["id"], "reauthorizationRequired")
     await eventually(
-        lambda: harness.metric("mailsync_outlook_subscription_operations_total", {"kind": "renewed"}) == 1
+        lambda: (
+            harness.metric("mailsync_push_channel_operations_total", {"operation": "renew", "outcome": "ok"})
+            == 1
+        )
     )
 
     # subscriptionRemoved → recreated, and mail flows again
     await harness.admin.lifecycle(inbox["id"], "subscriptionRemoved")
     await eventually(
-        lambda: harness.metric("mailsync_outlook_subscription_operations_total", {"kind": "recreated"}) == 1
+        lambda: (
+            harness.metric(
+                "mailsync_push_channel_operations_total", {"operation": "recreate", "outcome": "ok"}
+            )
+            == 1
+        )
     )
     subscriptions = await harness.admin.subscriptions()
     assert len(subscriptions) == 2
@@ -415,8 +425,8 @@ async def test_lifecycle_reauthorization_removed_and_missed_are_each_recovered(h
     await eventually(
         lambda: (
             harness.metric(
-                "mailsync_outlook_notifications_total",
-                {"endpoint": "change", "outcome": "unknown_subscription"},
+                "mailsync_webhook_rejected_total",
+                {"endpoint": "change", "reason": "unknown_subscription"},
             )
             == 1
         )
@@ -438,9 +448,7 @@ async def test_d2_dead_delta_token_resyncs_from_connection_time_without_duplicat
     await harness.admin.deliver_inbound(ALICE, sender=CONTACT, subject="Second", body="2")
 
     await eventually(lambda: len(harness.tap.messages(mailbox_id)) == 2)
-    await eventually(
-        lambda: harness.metric("mailsync_outlook_resyncs_total", {"cause": "sync_state_not_found"}) >= 1
-    )
+    await eventually(lambda: harness.metric("mailsync_resyncs_total", {"cause": "sync_state_not_found"}) >= 1)
     await _quiet(harness)
     subjects = [m.subject for m in harness.tap.messages(mailbox_id)]
     assert subjects == ["First", "Second"]
@@ -527,7 +535,10 @@ async def test_c1_c5_d1_disconnect_unsubscribes_stops_sync_and_leaves_others_alo
     alice_id, alice_mailbox = await _connected_alice(harness)
     bob = await harness.connect("sub_1", "usr_bob", BOB)
     await eventually(
-        lambda: harness.metric("mailsync_outlook_subscription_operations_total", {"kind": "created"}) == 4
+        lambda: (
+            harness.metric("mailsync_push_channel_operations_total", {"operation": "create", "outcome": "ok"})
+            == 4
+        )
     )
 
     status, body = await harness.call("POST", f"/v1/connections/{alice_id}/disconnect")
@@ -715,8 +726,13 @@ async def test_maintenance_renews_due_subscriptions_and_recreates_lost_ones(harn
 
     await harness.subscriptions.maintain()
 
-    assert harness.metric("mailsync_outlook_subscription_operations_total", {"kind": "renewed"}) == 1
-    assert harness.metric("mailsync_outlook_subscription_operations_total", {"kind": "created"}) == 3
+    assert (
+        harness.metric("mailsync_push_channel_operations_total", {"operation": "renew", "outcome": "ok"}) == 1
+    )
+    assert (
+        harness.metric("mailsync_push_channel_operations_total", {"operation": "create", "outcome": "ok"})
+        == 3
+    )
     renewed = await store.subscription(inbox["id"])
     assert renewed is not None
     assert renewed.renew_at > datetime.now(UTC) + timedelta(days=5)
@@ -766,8 +782,8 @@ async def test_watchdog_syncs_a_mailbox_whose_notifications_went_silent(harness:
     await eventually(
         lambda: (
             harness.metric(
-                "mailsync_outlook_notifications_total",
-                {"endpoint": "change", "outcome": "unknown_subscription"},
+                "mailsync_webhook_rejected_total",
+                {"endpoint": "change", "reason": "unknown_subscription"},
             )
             >= 1
         )
@@ -791,7 +807,7 @@ async def test_watchdog_syncs_a_mailbox_whose_notifications_went_silent(harness:
         await asyncio.sleep(0.1)
     watchdog.now = real_now
     assert await watchdog.run_round() == 0
-    assert harness.metric("mailsync_outlook_watchdog_hints_total", {}) == 1
+    assert harness.metric("mailsync_watchdog_hints_total", {}) == 1
 
 
 async def test_watchdog_forgets_mailboxes_nobody_reads(harness: Harness) -> None:
@@ -830,4 +846,7 @@ async def test_maintenance_subscribes_a_mailbox_whose_subscription_failed_at_con
     assert sorted(r.folder for r in await store.subscriptions_of(mailbox_id)) == ["Inbox", "SentItems"]
     assert await store.due_subscribe(datetime.now(UTC)) == []
     await harness.subscriptions.maintain()  # nothing due: nothing more is created
-    assert harness.metric("mailsync_outlook_subscription_operations_total", {"kind": "created"}) == 2
+    assert (
+        harness.metric("mailsync_push_channel_operations_total", {"operation": "create", "outcome": "ok"})
+        == 2
+    )

@@ -4,7 +4,11 @@ A service's `create_app(settings)` calls `create_runtime(settings)` for its clie
 on `runtime.broker` and its routes, then returns `create_service_app(runtime, ...)`. That application:
 
 - serves `GET /healthz` (liveness: the event loop answers), `GET /readyz` (readiness: Kafka and MongoDB answer
-  within two seconds; 503 with the failing checks otherwise) and `GET /metrics` (Prometheus text format);
+  within two seconds; 503 with the failing checks otherwise) and `GET /metrics` (Prometheus text format;
+  gauges read at scrape time, such as consumer lag and the service's `runtime.scrape_hooks`, are refreshed
+  first);
+- traces every other request (`mailsync.common.telemetry.trace_requests`), so a provider's webhook starts the
+  trace that follows its effects through Kafka;
 - on start-up, runs the service's own setup contexts (indexes, background tasks) and only then starts the
   broker, so no message is consumed before the service can handle it;
 - on shutdown (SIGTERM or SIGINT through `run_service`), stops the broker first, which waits up to
@@ -17,8 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -26,19 +31,23 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pymongo import AsyncMongoClient
 
-from mailsync.common.kafka import EventPublisher, create_broker
+from mailsync.common.kafka import EventPublisher, create_broker, refresh_consumer_lag
 from mailsync.common.logs import configure_logging
 from mailsync.common.metrics import CommonMetrics
 from mailsync.common.mongo import Document, create_mongo_client
 from mailsync.common.settings import ServiceSettings
+from mailsync.common.telemetry import configure_tracing, trace_requests
 from mailsync.common.topics_admin import contract_topic_names, ensure_topics
 
 logger = logging.getLogger(__name__)
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
 SetupContext = Callable[[web.Application], AsyncIterator[None]]
+ScrapeHook = Callable[[], Awaitable[None]]
+"""Refreshes gauges that are read from elsewhere (a database, a client) just before `/metrics` answers."""
 
 _READINESS_TIMEOUT = 2.0
+_SCRAPE_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,7 @@ class ServiceRuntime:
     broker: KafkaBroker
     publisher: EventPublisher
     mongo: AsyncMongoClient[Document]
+    scrape_hooks: list[ScrapeHook] = field(default_factory=list)
 
     @property
     def database_name(self) -> str:
@@ -70,7 +80,7 @@ def create_runtime(settings: ServiceSettings) -> ServiceRuntime:
         registry=registry,
         metrics=metrics,
         broker=broker,
-        publisher=EventPublisher(broker, settings, metrics),
+        publisher=EventPublisher(broker, settings),
         mongo=create_mongo_client(settings),
     )
 
@@ -82,7 +92,7 @@ def create_service_app(
     readiness: dict[str, ReadinessCheck] | None = None,
 ) -> web.Application:
     """An aiohttp application with the shared endpoints and lifecycle; add service routes to it."""
-    app = web.Application()
+    app = web.Application(middlewares=[trace_requests])
     app[RUNTIME] = runtime
     checks: dict[str, ReadinessCheck] = {
         "kafka": lambda: runtime.broker.ping(timeout=_READINESS_TIMEOUT),
@@ -104,6 +114,11 @@ def create_service_app(
         )
 
     async def metrics(_: web.Request) -> web.Response:
+        hooks = [
+            lambda: refresh_consumer_lag(runtime.broker, runtime.metrics, runtime.settings.service_name),
+            *runtime.scrape_hooks,
+        ]
+        await asyncio.gather(*(_run_scrape_hook(hook) for hook in hooks))
         response = web.Response(body=generate_latest(runtime.registry))
         response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
         return response
@@ -140,6 +155,28 @@ async def _ping_mongo(client: AsyncMongoClient[Document]) -> bool:
     return True
 
 
+async def _run_scrape_hook(hook: ScrapeHook) -> None:
+    try:
+        await asyncio.wait_for(hook(), timeout=_SCRAPE_TIMEOUT)
+    except Exception:
+        logger.warning("a metric could not be refreshed; serving its last value", exc_info=True)
+
+
+def throttled(hook: ScrapeHook, min_interval_seconds: float) -> ScrapeHook:
+    """`hook`, run at most once per `min_interval_seconds` (for refreshes that cost a database query)."""
+    last_run = -float("inf")
+
+    async def run() -> None:
+        nonlocal last_run
+        now = time.monotonic()
+        if now - last_run < min_interval_seconds:
+            return
+        last_run = now
+        await hook()
+
+    return run
+
+
 async def _run_check(check: ReadinessCheck) -> bool:
     try:
         return await asyncio.wait_for(check(), timeout=_READINESS_TIMEOUT)
@@ -151,6 +188,7 @@ async def _run_check(check: ReadinessCheck) -> bool:
 def run_service(create_app: Callable[[Any], web.Application], settings: ServiceSettings) -> None:
     """Configure logs and serve the app until SIGINT/SIGTERM, then shut down gracefully."""
     configure_logging(settings.service_name, settings.log_level, settings.log_format)
+    configure_tracing(settings.service_name)
     web.run_app(
         create_app(settings),
         host=settings.http_host,

@@ -21,7 +21,7 @@ from mailsync.ingest_gmail.domain.connections import Connection
 from mailsync.ingest_gmail.domain.notifications import MalformedNotificationError, decode_push_envelope
 from mailsync.ingest_gmail.handlers.connections import ConnectionManager, LifecycleError
 from mailsync.ingest_gmail.handlers.notifications import NotificationIntake
-from mailsync.ingest_gmail.metrics import IngestMetrics
+from mailsync.ingest_gmail.metrics import PUSH_ENDPOINT, IngestMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -140,9 +140,16 @@ def add_routes(
 def add_push_route(
     app: web.Application, verifier: PushVerifier, intake: NotificationIntake, metrics: IngestMetrics
 ) -> None:
-    """Mount ``POST /v1/pubsub/push``: verify, decode, publish a hint, answer 204 (Pub/Sub's ack)."""
+    """Mount ``POST /v1/pubsub/push``: verify, decode, publish a hint, answer 204 (Pub/Sub's ack).
+
+    Every push is counted as accepted or rejected (by reason) and timed.
+    """
 
     async def push(request: web.Request) -> web.Response:
+        with metrics.push_seconds.labels(PUSH_ENDPOINT).time():
+            return await answer(request)
+
+    async def answer(request: web.Request) -> web.Response:
         rejection = await verifier.verify(request.headers.get("Authorization"))
         if rejection is not None:
             metrics.push_rejected.labels(rejection.reason).inc()
@@ -156,7 +163,9 @@ def add_push_route(
             await intake.accept(notification, "push")
         except Exception:
             logger.exception("could not publish a hint; Pub/Sub will redeliver")
+            metrics.push_rejected.labels("unavailable").inc()
             return error_response(503, "unavailable", "try again")
+        metrics.push_accepted.inc()
         return web.Response(status=204)
 
     app.router.add_post("/v1/pubsub/push", push)

@@ -11,7 +11,14 @@ from aiohttp import web
 
 from mailsync.common.blobs import BlobStore
 from mailsync.common.contracts import CONNECTIONS_CHANGED, MAILBOX_CHANGED, MESSAGES_INGESTED
-from mailsync.common.service import create_runtime, create_service_app
+from mailsync.common.service import (
+    ScrapeHook,
+    SetupContext,
+    create_runtime,
+    create_service_app,
+    throttled,
+)
+from mailsync.common.telemetry import root_span
 from mailsync.common.token_cipher import TokenCipher, decode_key
 from mailsync.ingest_gmail import api
 from mailsync.ingest_gmail.adapters.connection_store import ConnectionStore
@@ -34,7 +41,7 @@ def create_app(settings: Settings) -> web.Application:
     """Build the service; nothing connects until the application starts."""
     runtime = create_runtime(settings)
     database = runtime.mongo[settings.mongodb_database]
-    metrics = IngestMetrics.register(runtime.registry)
+    metrics = IngestMetrics.register(runtime)
     keys = {kid: decode_key(key.get_secret_value()) for kid, key in settings.token_keys.items()}
     current_key = settings.token_key_id or (next(iter(keys)) if len(keys) == 1 else None)
     cipher = TokenCipher(keys, current_key)
@@ -45,10 +52,14 @@ def create_app(settings: Settings) -> web.Application:
             token_url=settings.google_token_url,
             api_url=settings.gmail_api_url,
             timeout_seconds=settings.gmail_timeout_seconds,
-        )
+        ),
+        calls=metrics.provider_calls,
+        quota_units=metrics.quota_units,
     )
     connections = ConnectionStore(database)
     mailboxes = MailboxStore(database)
+
+    runtime.scrape_hooks.append(_connections_gauge(connections, metrics, settings.service_name))
     now = utc_now_ms
     credentials = Credentials(
         connections=connections,
@@ -124,28 +135,10 @@ def create_app(settings: Settings) -> web.Application:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    setup = [storage, background]
+    setup: list[SetupContext] = [storage, background]
 
     if settings.notification_mode == "pull" and settings.pubsub_subscription:
-
-        async def on_pulled(data: bytes) -> None:
-            try:
-                notification = decode_data(data)
-            except MalformedNotificationError as error:
-                metrics.notifications_dropped.labels(error.reason).inc()
-                return  # acked: redelivery cannot fix it
-            await intake.accept(notification, "pull")
-
-        pull = StreamingPull(
-            settings.pubsub_subscription, on_pulled, emulator_host=settings.pubsub_emulator_host
-        )
-
-        async def pulling(_: web.Application) -> AsyncIterator[None]:
-            await pull.start()
-            yield
-            await pull.stop()
-
-        setup.append(pulling)
+        setup.append(_pulling(settings, settings.pubsub_subscription, intake, metrics))
 
     app = create_service_app(runtime, setup=setup)
     app[MAINTENANCE] = maintenance
@@ -165,6 +158,42 @@ def create_app(settings: Settings) -> web.Application:
         )
         api.add_push_route(app, verifier, intake, metrics)
     return app
+
+
+def _pulling(
+    settings: Settings, subscription: str, intake: NotificationIntake, metrics: IngestMetrics
+) -> SetupContext:
+    """Pull mode: each pulled notification starts its trace and becomes a hint."""
+
+    async def on_pulled(data: bytes) -> None:
+        with root_span("gmail notification pull", subscription=subscription):
+            try:
+                notification = decode_data(data)
+            except MalformedNotificationError as error:
+                metrics.notifications_dropped.labels(error.reason).inc()
+                return  # acked: redelivery cannot fix it
+            await intake.accept(notification, "pull")
+
+    pull = StreamingPull(subscription, on_pulled, emulator_host=settings.pubsub_emulator_host)
+
+    async def pulling(_: web.Application) -> AsyncIterator[None]:
+        await pull.start()
+        yield
+        await pull.stop()
+
+    return pulling
+
+
+CONNECTIONS_GAUGE_SECONDS = 60.0
+"""How stale `mailsync_connections` may be: counting connections by state is a database query."""
+
+
+def _connections_gauge(connections: ConnectionStore, metrics: IngestMetrics, service: str) -> ScrapeHook:
+    async def count() -> None:
+        for state, count in (await connections.count_by_status()).items():
+            metrics.shared.connections.labels(service, state).set(count)
+
+    return throttled(count, CONNECTIONS_GAUGE_SECONDS)
 
 
 MAINTENANCE = web.AppKey("maintenance", Maintenance)

@@ -148,15 +148,15 @@ def add_webhook_routes(app: web.Application, intake: NotificationIntake, metrics
         token = request.query.get("validationToken")
         if token is not None:
             # Graph's handshake: echo the URL-decoded token as text/plain within 10 s.
-            metrics.notifications.labels(kind, "validation").inc()
+            metrics.notifications.count(kind, "validation")
             return web.Response(text=token, content_type="text/plain")
         if (request.content_length or 0) > _MAX_NOTIFICATION_BYTES:
-            metrics.notifications.labels(kind, "too_large").inc()
+            metrics.notifications.count(kind, "too_large")
             return error_response(413, "too_large", "notification body too large")
         try:
             items = decode_notifications(await request.read())
         except MalformedNotificationError as error:
-            metrics.notifications.labels(kind, error.reason).inc()
+            metrics.notifications.count(kind, error.reason)
             return error_response(400, error.reason, "not a Graph notification collection")
         try:
             await intake.accept(items, kind)

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from mailsync.common.blobs import BlobStore
 from mailsync.common.contracts import CONNECTIONS_CHANGED, MAILBOX_CHANGED, MESSAGES_INGESTED
-from mailsync.common.service import create_runtime, create_service_app
+from mailsync.common.service import ScrapeHook, create_runtime, create_service_app, throttled
 from mailsync.common.token_cipher import TokenCipher, decode_key
 from mailsync.ingest_outlook import api
 from mailsync.ingest_outlook.adapters.connection_store import ConnectionStore
@@ -48,7 +48,7 @@ def create_app(settings: Settings) -> web.Application:
     """Build the service; nothing connects until the application starts."""
     runtime = create_runtime(settings)
     database = runtime.mongo[settings.mongodb_database]
-    metrics = IngestMetrics.register(runtime.registry)
+    metrics = IngestMetrics.register(runtime)
     keys = {kid: decode_key(key.get_secret_value()) for kid, key in settings.token_keys.items()}
     cipher = TokenCipher(keys, settings.token_key_id or (next(iter(keys)) if len(keys) == 1 else None))
     identity = Identity(
@@ -70,10 +70,13 @@ def create_app(settings: Settings) -> web.Application:
             requests_per_window=settings.graph_requests_per_window,
             window_seconds=settings.graph_window_seconds,
             burst_fraction=settings.graph_burst_fraction,
-        )
+        ),
+        calls=metrics.provider_calls,
+        quota_requests=metrics.quota_requests,
     )
     connections = ConnectionStore(database)
     mailboxes = MailboxStore(database)
+    runtime.scrape_hooks.append(_connections_gauge(connections, metrics, settings.service_name))
     credentials = Credentials(
         connections=connections,
         identity=identity,
@@ -175,3 +178,15 @@ def create_app(settings: Settings) -> web.Application:
     )
     api.add_webhook_routes(app, intake, metrics)
     return app
+
+
+CONNECTIONS_GAUGE_SECONDS = 60.0
+"""How stale `mailsync_connections` may be: counting connections by state is a database query."""
+
+
+def _connections_gauge(connections: ConnectionStore, metrics: IngestMetrics, service: str) -> ScrapeHook:
+    async def count() -> None:
+        for state, count in (await connections.count_by_status()).items():
+            metrics.shared.connections.labels(service, state).set(count)
+
+    return throttled(count, CONNECTIONS_GAUGE_SECONDS)

@@ -1,7 +1,8 @@
 """MongoDB store of connections (``gmail_connections``) and pending OAuth flows (``gmail_oauth_states``).
 
 Indexes: a unique (``subaccount_id``, ``user_id``) pair, so there is one connection per pair however many
-callbacks race (C1); (``mailbox_id``, ``status``) for the worker's lookups. Tokens are stored sealed by
+callbacks race (C1); (``mailbox_id``, ``status``) for the worker's lookups; ``status`` for the connections
+gauge. Tokens are stored sealed by
 :class:`~mailsync.common.token_cipher.TokenCipher`, never in clear.
 """
 
@@ -11,7 +12,7 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
@@ -69,6 +70,7 @@ class ConnectionStore:
         await self._connections.create_index(
             [("mailbox_id", ASCENDING), ("status", ASCENDING)], name="by_mailbox"
         )
+        await self._connections.create_index([("status", ASCENDING)], name="by_status")
         # Flows never completed are removed by MongoDB's TTL monitor (expired ones are refused anyway).
         await self._states.create_index([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expiry")
 
@@ -122,6 +124,13 @@ class ConnectionStore:
             [("connected_at", ASCENDING), ("_id", ASCENDING)]
         )
         return [_record(doc) async for doc in cursor]
+
+    async def count_by_status(self) -> dict[str, int]:
+        """How many connections are in each status (every status present, zero when none)."""
+        return {
+            status: await self._connections.count_documents({"status": status})
+            for status in get_args(ConnectionStatus)
+        }
 
     async def count_active_for_mailbox(self, mailbox_id: str) -> int:
         """How many active connections read a mailbox."""

@@ -11,7 +11,8 @@ Classification (see https://developers.google.com/gmail/api/guides/handle-errors
   the connection needs re-authentication (C6).
 - Any other 4xx raises ``PermanentError`` (a bug or a misconfiguration; retrying cannot help).
 
-Every call is one request; nothing here retries on its own.
+Every call is one request; nothing here retries on its own. Each is counted by operation and outcome
+(`mailsync_provider_calls_total`), and each API call's quota units (`mailsync_quota_used_total`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from typing import Any
 import aiohttp
 
 from mailsync.common.delivery import PermanentError, TransientError
+from mailsync.common.metrics import BoundCounter
+from mailsync.ingest_gmail.domain.quota import METHOD_UNITS
 
 _RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"})
 
@@ -83,11 +86,22 @@ class OAuthClientConfig:
 
 
 class GmailClient:
-    """One shared aiohttp session, created on first use inside the running loop, closed by :meth:`close`."""
+    """One shared aiohttp session, created on first use inside the running loop, closed by :meth:`close`.
 
-    def __init__(self, config: OAuthClientConfig) -> None:
+    ``calls`` counts calls by operation and outcome, ``quota_units`` the Gmail quota units they spend.
+    """
+
+    def __init__(
+        self,
+        config: OAuthClientConfig,
+        *,
+        calls: BoundCounter | None = None,
+        quota_units: BoundCounter | None = None,
+    ) -> None:
         self._config = config
         self._session: aiohttp.ClientSession | None = None
+        self._calls = calls
+        self._quota_units = quota_units
 
     async def close(self) -> None:
         """Close the HTTP session."""
@@ -127,7 +141,9 @@ class GmailClient:
                 status = response.status
                 retry_after = _retry_after(response.headers.get("Retry-After"))
         except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+            self._count("token", "network_error")
             raise TransientError(f"token endpoint unreachable: {type(error).__name__}") from error
+        self._count("token", _token_outcome(status, body))
         if status >= 500 or status == 429:
             raise TransientError(f"token endpoint answered {status}", retry_after=retry_after)
         if not isinstance(body, dict):
@@ -149,15 +165,15 @@ class GmailClient:
 
     async def profile(self, access_token: str) -> dict[str, Any]:
         """``users.getProfile``: ``{emailAddress, historyId, messagesTotal, threadsTotal}``."""
-        return await self._api("GET", "/profile", access_token)
+        return await self._api("profile", "GET", "/profile", access_token)
 
     async def watch(self, access_token: str, topic_name: str) -> dict[str, Any]:
         """``users.watch`` on every label: ``{historyId, expiration}`` (strings)."""
-        return await self._api("POST", "/watch", access_token, json={"topicName": topic_name})
+        return await self._api("watch", "POST", "/watch", access_token, json={"topicName": topic_name})
 
     async def stop(self, access_token: str) -> None:
         """``users.stop``."""
-        await self._api("POST", "/stop", access_token)
+        await self._api("stop", "POST", "/stop", access_token)
 
     async def history(
         self, access_token: str, start_history_id: int, page_token: str | None
@@ -170,23 +186,26 @@ class GmailClient:
         }
         if page_token:
             params["pageToken"] = page_token
-        return await self._api("GET", "/history", access_token, params=params)
+        return await self._api("history", "GET", "/history", access_token, params=params)
 
     async def list_messages(self, access_token: str, query: str, page_token: str | None) -> dict[str, Any]:
         """``users.messages.list`` with a search query (newest first), 500 per page."""
         params = {"q": query, "maxResults": "500"}
         if page_token:
             params["pageToken"] = page_token
-        return await self._api("GET", "/messages", access_token, params=params)
+        return await self._api("messages.list", "GET", "/messages", access_token, params=params)
 
     async def get_raw(self, access_token: str, message_id: str) -> tuple[dict[str, Any], bytes]:
         """``users.messages.get?format=raw``: the resource (labels, dates, snippet) and the RFC 5322 bytes."""
-        resource = await self._api("GET", f"/messages/{message_id}", access_token, params={"format": "raw"})
+        resource = await self._api(
+            "messages.get", "GET", f"/messages/{message_id}", access_token, params={"format": "raw"}
+        )
         raw = str(resource.get("raw", ""))
         return resource, base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
 
     async def _api(
         self,
+        operation: str,
         method: str,
         path: str,
         access_token: str,
@@ -196,6 +215,8 @@ class GmailClient:
     ) -> dict[str, Any]:
         url = f"{self._config.api_url.rstrip('/')}/gmail/v1/users/me{path}"
         headers = {"Authorization": f"Bearer {access_token}"}
+        if self._quota_units is not None:
+            self._quota_units.inc(METHOD_UNITS.get(operation, 0))
         try:
             async with self._http().request(
                 method, url, params=params, json=json, headers=headers
@@ -204,10 +225,12 @@ class GmailClient:
                 retry_after = _retry_after(response.headers.get("Retry-After"))
                 body: Any = await response.json(content_type=None) if status != 204 else {}
         except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+            self._count(operation, "network_error")
             raise TransientError(f"Gmail unreachable: {type(error).__name__}") from error
+        reason = _reason(body) if status >= 300 else ""
+        self._count(operation, _api_outcome(status, reason))
         if status < 300:
             return body if isinstance(body, dict) else {}
-        reason = _reason(body)
         if status == 401:
             raise AccessTokenRejectedError(reason)
         if status == 404:
@@ -215,6 +238,30 @@ class GmailClient:
         if status >= 500 or status == 429 or (status == 403 and reason in _RATE_LIMIT_REASONS):
             raise TransientError(f"Gmail answered {status} {reason}", retry_after=retry_after)
         raise PermanentError(f"gmail_http_{status}", f"{method} {path}: {reason}")
+
+    def _count(self, operation: str, outcome: str) -> None:
+        if self._calls is not None:
+            self._calls.labels(operation, outcome).inc()
+
+
+def _api_outcome(status: int, reason: str) -> str:
+    if status < 300:
+        return "ok"
+    if status == 401:
+        return "unauthorized"
+    if status == 404:
+        return "not_found"
+    if status == 429 or (status == 403 and reason in _RATE_LIMIT_REASONS):
+        return "rate_limited"
+    return "server_error" if status >= 500 else "client_error"
+
+
+def _token_outcome(status: int, body: Any) -> str:
+    if status == 200:
+        return "ok"
+    if isinstance(body, dict) and body.get("error") == "invalid_grant":
+        return "invalid_grant"
+    return _api_outcome(status, "")
 
 
 def _reason(body: Any) -> str:

@@ -17,6 +17,9 @@ Runs serialised per mailbox (the hint topic is keyed by mailbox). Steps:
 
 Errors: provider ``TransientError`` (5xx, 429, rate-limit 403, network) propagates, and the delivery
 middleware retries the hint with backoff honouring ``Retry-After``; everything done so far is idempotent.
+
+Logs: every line of a sync carries the mailbox and the connection whose token it uses (``log_context``), and
+each published message is logged (DEBUG) with its provider and event ids.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from mailsync.common.contracts import (
 )
 from mailsync.common.delivery import PermanentError
 from mailsync.common.kafka import EventPublisher
+from mailsync.common.logs import log_context
 from mailsync.ingest_gmail.adapters.connection_store import ConnectionRecord, ConnectionStore
 from mailsync.ingest_gmail.adapters.gmail_client import (
     AccessTokenRejectedError,
@@ -139,6 +143,10 @@ class MailboxSync:
 
     async def sync_mailbox(self, hint: MailboxChanged) -> None:
         """Fetch and publish what changed since the stored cursor. Idempotent."""
+        with log_context(mailbox_id=hint.mailbox_id):
+            await self._sync(hint)
+
+    async def _sync(self, hint: MailboxChanged) -> None:
         mailbox = await self._mailboxes.get(hint.mailbox_id)
         if mailbox is None:
             self._metrics.notifications_dropped.labels("unknown_mailbox").inc()
@@ -153,10 +161,12 @@ class MailboxSync:
         active = [r.connection for r in session.records]
         cutoff = min(c.connected_at for c in active)
         context = _Context(mailbox, tuple(c.connection_id for c in active), cutoff)
-        try:
-            await self._follow_history(session, context)
-        except GmailNotFoundError:
-            await self._recover(session, context)
+        connection_id = session.record.connection.connection_id if session.record else None
+        with log_context(connection_id=connection_id):
+            try:
+                await self._follow_history(session, context)
+            except GmailNotFoundError:
+                await self._recover(session, context)
 
     async def _follow_history(self, session: _Session, context: _Context) -> None:
         cursor = context.mailbox.history_id
@@ -262,6 +272,15 @@ class MailboxSync:
         await self._publisher.publish(MESSAGES_INGESTED, event)
         await self._mailboxes.mark_published(mailbox_id, message_id, self._now())
         self._metrics.messages_published.labels(event.direction).inc()
+        logger.debug(
+            "message ingested",
+            extra={
+                "provider_message_id": message_id,
+                "event_id": str(event.event_id),
+                "internet_message_id": event.internet_message_id,
+                "direction": event.direction,
+            },
+        )
         context.last_message_at = max(context.last_message_at or event.received_at, event.received_at)
 
     async def _event(

@@ -9,11 +9,12 @@ the MSAL flow (it holds the PKCE verifier and nonce) encrypted, and is consumed 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
+from mailsync.common.contracts import ConnectionStatus
 from mailsync.common.mongo import Document
 from mailsync.ingest_outlook.domain.connections import Connection
 
@@ -30,6 +31,7 @@ class ConnectionStore:
             [("subaccount_id", ASCENDING), ("user_id", ASCENDING)], unique=True
         )
         await self._connections.create_index([("mailbox_id", ASCENDING), ("status", ASCENDING)])
+        await self._connections.create_index([("status", ASCENDING)])
         await self._flows.create_index([("expires_at", ASCENDING)], expireAfterSeconds=0)
 
     async def save_flow(self, state_hash: str, document: Document) -> None:
@@ -50,6 +52,13 @@ class ConnectionStore:
     async def for_pair(self, subaccount_id: str, user_id: str) -> Connection | None:
         doc = await self._connections.find_one({"subaccount_id": subaccount_id, "user_id": user_id})
         return None if doc is None else _connection(doc)
+
+    async def count_by_status(self) -> dict[str, int]:
+        """How many connections are in each status (every status present, zero when none)."""
+        return {
+            status: await self._connections.count_documents({"status": status})
+            for status in get_args(ConnectionStatus)
+        }
 
     async def active_for_mailbox(self, mailbox_id: str) -> list[Connection]:
         cursor = self._connections.find({"mailbox_id": mailbox_id, "status": "active"}).sort("_id")

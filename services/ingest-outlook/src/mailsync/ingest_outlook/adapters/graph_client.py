@@ -9,6 +9,8 @@
 - **Auth**: a 401 gets one retry with a force-refreshed token.
 - **Errors**: 410, or `syncStateNotFound` / `resyncRequired`, on a delta link is `DeltaExpiredError` (the
   caller resyncs); other 4xx are `GraphError`; network errors are transient.
+- **Metrics**: every request is counted by operation and outcome (`mailsync_provider_calls_total`) and
+  against the mailbox's request budget (`mailsync_quota_used_total{quota="graph_requests"}`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 import aiohttp
 
 from mailsync.common.delivery import TransientError
+from mailsync.common.metrics import BoundCounter
 from mailsync.ingest_outlook.adapters.pacing import MailboxPacer
 
 TokenSource = Callable[[bool], Awaitable[str]]
@@ -67,8 +70,12 @@ class GraphClient:
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         pacer: MailboxPacer | None = None,
+        calls: BoundCounter | None = None,
+        quota_requests: BoundCounter | None = None,
     ):
         self._config = config
+        self._calls = calls
+        self._quota_requests = quota_requests
         self.pacer = pacer or MailboxPacer(
             config.requests_per_window, config.window_seconds, config.burst_fraction
         )
@@ -97,6 +104,10 @@ class GraphClient:
             )
         return self._session
 
+    def _count(self, operation: str, outcome: str) -> None:
+        if self._calls is not None:
+            self._calls.labels(operation, outcome).inc()
+
     def _slot(self, mailbox_id: str) -> asyncio.Semaphore:
         slot = self._slots.get(mailbox_id)
         if slot is None:
@@ -112,6 +123,7 @@ class GraphClient:
         *,
         body: Any = None,
         headers: Mapping[str, str] | None = None,
+        operation: str = "request",
     ) -> tuple[int, dict[str, Any] | None]:
         """One Graph call with retries; returns (status, JSON body or None) for 2xx, raises otherwise."""
         url = path_or_url if path_or_url.startswith("http") else f"{self._root}/{path_or_url.lstrip('/')}"
@@ -123,6 +135,8 @@ class GraphClient:
                 async with self._slot(mailbox_id):
                     await self.pacer.acquire(mailbox_id)
                     self.requests += 1
+                    if self._quota_requests is not None:
+                        self._quota_requests.inc()
                     async with self._client().request(
                         method, url, json=body, headers=request_headers
                     ) as response:
@@ -130,10 +144,12 @@ class GraphClient:
                         retry_after = _retry_after(response.headers.get("Retry-After"))
                         payload = await _json(response)
             except (aiohttp.ClientError, TimeoutError) as error:
+                self._count(operation, "network_error")
                 if attempt == _MAX_ATTEMPTS:
                     raise TransientError(f"Graph unreachable: {type(error).__name__}") from error
                 await self._sleep(_backoff(attempt))
                 continue
+            self._count(operation, _outcome(status))
             if 200 <= status < 300:
                 return status, payload
             code, message = _error_of(payload)
@@ -158,7 +174,9 @@ class GraphClient:
     async def create_subscription(
         self, mailbox_id: str, token: TokenSource, request: dict[str, Any]
     ) -> dict[str, Any]:
-        _, payload = await self.call(mailbox_id, token, "POST", "subscriptions", body=request)
+        _, payload = await self.call(
+            mailbox_id, token, "POST", "subscriptions", body=request, operation="subscriptions.create"
+        )
         return payload or {}
 
     async def renew_subscription(
@@ -170,11 +188,18 @@ class GraphClient:
             "PATCH",
             f"subscriptions/{subscription_id}",
             body={"expirationDateTime": expiration},
+            operation="subscriptions.renew",
         )
 
     async def delete_subscription(self, mailbox_id: str, token: TokenSource, subscription_id: str) -> None:
         try:
-            await self.call(mailbox_id, token, "DELETE", f"subscriptions/{subscription_id}")
+            await self.call(
+                mailbox_id,
+                token,
+                "DELETE",
+                f"subscriptions/{subscription_id}",
+                operation="subscriptions.delete",
+            )
         except GraphError as error:
             if error.status != 404:  # already gone: the goal is reached
                 raise
@@ -188,12 +213,17 @@ class GraphClient:
             "GET",
             url,
             headers={"Prefer": f'odata.maxpagesize={page_size}, outlook.body-content-type="html"'},
+            operation="messages.delta",
         )
         return payload or {}
 
     async def attachments(self, mailbox_id: str, token: TokenSource, user: str, message_id: str) -> list[Any]:
         _, payload = await self.call(
-            mailbox_id, token, "GET", f"users/{user}/messages/{message_id}/attachments"
+            mailbox_id,
+            token,
+            "GET",
+            f"users/{user}/messages/{message_id}/attachments",
+            operation="attachments.list",
         )
         value = (payload or {}).get("value", [])
         return value if isinstance(value, list) else []
@@ -201,6 +231,18 @@ class GraphClient:
     def delta_url(self, user: str, folder: str, query: str) -> str:
         """The first URL of a folder's delta round (options are kept in the tokens by Graph)."""
         return f"{self._root}/users/{user}/mailFolders/{folder}/messages/delta?{query}"
+
+
+def _outcome(status: int) -> str:
+    if 200 <= status < 300:
+        return "ok"
+    if status == 401:
+        return "unauthorized"
+    if status in {404, 410}:
+        return "not_found"
+    if status == 429:
+        return "rate_limited"
+    return "server_error" if status >= 500 else "client_error"
 
 
 async def _json(response: aiohttp.ClientResponse) -> dict[str, Any] | None:

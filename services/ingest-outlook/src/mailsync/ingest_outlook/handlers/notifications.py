@@ -61,7 +61,7 @@ class NotificationIntake:
                 outcome = "wrong_client_state"
             elif endpoint == "lifecycle" and item.lifecycle_event not in LIFECYCLE_EVENTS:
                 outcome = "unknown_lifecycle_event"
-            self.metrics.notifications.labels(endpoint, outcome).inc()
+            self.metrics.notifications.count(endpoint, outcome)
             if record is None or outcome != "accepted":
                 continue
             accepted += 1

@@ -96,7 +96,7 @@ class Subscriptions:
                 renew_at=self.policy.renew_at(expires_at, self.jitter()),
             )
         )
-        self.metrics.subscriptions.labels("created").inc()
+        self.metrics.subscriptions.labels("create", "ok").inc()
         logger.info(
             "subscription created",
             extra={"mailbox_id": connection.mailbox_id, "folder": folder, "subscription_id": created["id"]},
@@ -123,14 +123,14 @@ class Subscriptions:
         await self.mailboxes.renewed(
             record.subscription_id, expires_at, self.policy.renew_at(expires_at, self.jitter())
         )
-        self.metrics.subscriptions.labels("renewed").inc()
+        self.metrics.subscriptions.labels("renew", "ok").inc()
         return False
 
     async def recreate(self, record: SubscriptionRecord, connection: Connection) -> None:
         """Replace a subscription Graph removed (`subscriptionRemoved`, or 404 on renewal)."""
         await self.mailboxes.remove_subscription(record.subscription_id, self.now())
         await self._create(connection, record.folder)
-        self.metrics.subscriptions.labels("recreated").inc()
+        self.metrics.subscriptions.labels("recreate", "ok").inc()
 
     async def remove_all(self, mailbox_id: str, connection: Connection | None) -> None:
         """Delete the mailbox's subscriptions at Graph (when a grant is available) and locally (C5, C4)."""
@@ -148,7 +148,7 @@ class Subscriptions:
                         extra={"mailbox_id": mailbox_id, "subscription_id": record.subscription_id},
                     )
             await self.mailboxes.remove_subscription(record.subscription_id, self.now())
-            self.metrics.subscriptions.labels("deleted").inc()
+            self.metrics.subscriptions.labels("delete", "ok").inc()
 
     async def maintain(self, limit: int = 100) -> None:
         """One maintenance round: renew what is due; subscribe the mailboxes that may lack subscriptions.
@@ -164,7 +164,7 @@ class Subscriptions:
             try:
                 await self.renew(record, active[0])
             except (GraphError, TransientError, NeedsReauthError, NotActiveError):
-                self.metrics.subscriptions.labels("failed").inc()
+                self.metrics.subscriptions.labels("renew", "failed").inc()
                 logger.warning("subscription renewal failed", extra={"mailbox_id": record.mailbox_id})
         for mailbox_id in await self.mailboxes.due_subscribe(now, limit):
             active = await self.connections.active_for_mailbox(mailbox_id)
@@ -176,7 +176,7 @@ class Subscriptions:
             try:
                 await self.ensure(active[0])
             except (GraphError, TransientError, NeedsReauthError, NotActiveError):
-                self.metrics.subscriptions.labels("failed").inc()
+                self.metrics.subscriptions.labels("create", "failed").inc()
                 logger.warning("subscription creation failed", extra={"mailbox_id": mailbox_id})
                 continue
             await self.mailboxes.set_subscribe(mailbox_id, None)

@@ -52,6 +52,7 @@ from mailsync.common.contracts import (
 )
 from mailsync.common.delivery import PermanentError
 from mailsync.common.kafka import EventPublisher
+from mailsync.common.logs import log_context
 from mailsync.ingest_outlook.adapters.connection_store import ConnectionStore
 from mailsync.ingest_outlook.adapters.graph_client import (
     DeltaExpiredError,
@@ -122,7 +123,8 @@ class MailboxSync:
                 self.metrics.hints_coalesced.inc()
                 return
         try:
-            await self._handle(hint, active)
+            with log_context(mailbox_id=hint.mailbox_id, connection_id=active[0].connection_id):
+                await self._handle(hint, active)
         except (NeedsReauthError, NotActiveError):
             logger.info("connection lost its grant during sync", extra={"mailbox_id": hint.mailbox_id})
         except GraphError as error:
@@ -145,7 +147,7 @@ class MailboxSync:
                 await self.subscriptions.ensure(connection)
             except GraphError:
                 # Syncing does not depend on it; the maintenance loop retries the subscription.
-                self.metrics.subscriptions.labels("failed").inc()
+                self.metrics.subscriptions.labels("create", "failed").inc()
                 logger.warning("could not subscribe the mailbox", extra={"mailbox_id": hint.mailbox_id})
         started = self.now()
         cutoff = min(c.connected_at for c in active)
@@ -190,7 +192,18 @@ class MailboxSync:
             await asyncio.gather(
                 *(self.publisher.publish(MESSAGES_INGESTED, e) for e in events if e is not None)
             )
-            self.metrics.messages_published.labels(folder).inc(sum(e is not None for e in events))
+            for event in events:
+                if event is not None:
+                    self.metrics.messages_published.labels(event.direction).inc()
+                    logger.debug(
+                        "message ingested",
+                        extra={
+                            "provider_message_id": event.provider_message_id,
+                            "event_id": str(event.event_id),
+                            "internet_message_id": event.internet_message_id,
+                            "direction": event.direction,
+                        },
+                    )
             await self.mailboxes.mark_published(mailbox_id, [item["id"] for item in new], self.now())
             next_link, delta_link = page.get("@odata.nextLink"), page.get("@odata.deltaLink")
             if isinstance(next_link, str):
