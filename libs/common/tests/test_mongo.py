@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mailsync.common.mongo import create_mongo_client, insert_once
+from mailsync.common.mongo import create_mongo_client, insert_many_once, insert_once
 from mailsync.common.settings import ServiceSettings
 
 pytestmark = pytest.mark.mongodb
@@ -48,6 +48,27 @@ async def test_concurrent_inserts_of_one_key_store_exactly_one(service_settings:
         )
         assert results.count(True) == 1
         assert await collection.count_documents({"request_id": "r-1"}) == 1
+    finally:
+        await client.close()
+
+
+async def test_insert_many_once_stores_the_new_documents_and_skips_the_stored(
+    service_settings: ServiceSettings,
+) -> None:
+    """D2 for a batch: documents already stored (or twice in the batch) are skipped, the others inserted."""
+    client = create_mongo_client(service_settings)
+    try:
+        collection = client[service_settings.mongodb_database]["batch_messages"]
+        await collection.insert_one({"_id": "m2", "subject": "stored first"})
+        batch = [{"_id": f"m{n}", "subject": f"batch {n}"} for n in range(1, 5)] + [
+            {"_id": "m1", "subject": "again"}
+        ]
+
+        assert await insert_many_once(collection, batch) == 3
+        assert await insert_many_once(collection, batch) == 0
+        assert await insert_many_once(collection, []) == 0
+        stored = {d["_id"]: d["subject"] for d in await collection.find({}).to_list()}
+        assert stored == {"m1": "batch 1", "m2": "stored first", "m3": "batch 3", "m4": "batch 4"}
     finally:
         await client.close()
 

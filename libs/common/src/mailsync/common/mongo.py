@@ -7,19 +7,22 @@ Atlas, or the MongoDB-wire server the tests start.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from pymongo import AsyncMongoClient
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping, Sequence
 
     from pymongo.asynchronous.collection import AsyncCollection
 
     from mailsync.common.settings import ServiceSettings
 
 Document = dict[str, Any]
+
+_DUPLICATE_KEY = 11000
 
 
 def create_mongo_client(settings: ServiceSettings) -> AsyncMongoClient[Document]:
@@ -49,3 +52,51 @@ async def insert_once(collection: AsyncCollection[Document], document: Mapping[s
     except DuplicateKeyError:
         return False
     return True
+
+
+async def insert_many_once(
+    collection: AsyncCollection[Document], documents: Sequence[Mapping[str, Any]]
+) -> int:
+    """`insert_once` for many documents in one round trip; returns how many this call inserted.
+
+    The insert is unordered, so a document already stored does not stop the others; duplicate-key errors are
+    expected and ignored, any other write error is raised.
+    """
+    if not documents:
+        return 0
+    try:
+        result = await collection.insert_many([dict(d) for d in documents], ordered=False)
+    except BulkWriteError as error:
+        others = [e for e in error.details.get("writeErrors", ()) if e.get("code") != _DUPLICATE_KEY]
+        if others or error.details.get("writeConcernErrors"):
+            raise
+        return int(error.details.get("nInserted", 0))
+    return len(result.inserted_ids)
+
+
+IN_CHUNK = 50
+"""Most values in one `$in`: some MongoDB-wire servers match `$in` in time quadratic in its length."""
+
+
+async def find_in(
+    collection: AsyncCollection[Document],
+    field: str,
+    values: Iterable[Any],
+    query: Mapping[str, Any] | None = None,
+    projection: Mapping[str, Any] | None = None,
+) -> list[Document]:
+    """Documents matching `query` whose `field` is one of `values`, in concurrent bounded `$in` queries.
+
+    Distinct values are asked once each, and a document matching values of several chunks (an array field)
+    is returned once (`projection` must keep `_id`).
+    """
+    distinct = sorted(set(values))
+    chunks = [distinct[i : i + IN_CHUNK] for i in range(0, len(distinct), IN_CHUNK)]
+
+    async def one(chunk: list[Any]) -> list[Document]:
+        return await collection.find({**(query or {}), field: {"$in": chunk}}, projection).to_list()
+
+    found: dict[Any, Document] = {}
+    for docs in await asyncio.gather(*(one(c) for c in chunks)):
+        found.update((doc["_id"], doc) for doc in docs)
+    return list(found.values())

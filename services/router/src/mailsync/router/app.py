@@ -37,7 +37,7 @@ def create_app(settings: Settings) -> web.Application:
         attachment_policies={"outlook": settings.outlook_policy(), "gmail": NO_POLICY},
         freshness=freshness,
     )
-    register_consumers(runtime.broker, settings, router, message_consumers=settings.message_consumers)
+    register_consumers(runtime.broker, settings, router, message_batch=settings.message_batch)
     runtime.publisher.declare(CONVERSATION_MESSAGES_RECORDED)
     runtime.publisher.declare(MESSAGES_NOT_SYNCED)
 

@@ -1,7 +1,10 @@
 """Kafka entry points of the router: decode (FastStream validates against the contract), call a handler.
 
 One consumer group per input topic, so a slow topic never holds another back. Acknowledgement, retries and
-dead letters are the broker's delivery middleware's (see `mailsync.common.delivery`).
+dead letters are the broker's delivery middleware's (see `mailsync.common.delivery`). Ingested messages are
+consumed in batches: whatever the partitions have ready, up to the configured size, is routed with one set of
+queries and writes, and the offsets are committed after the whole batch (a failing record is isolated and
+dead-lettered alone by the middleware).
 """
 
 from __future__ import annotations
@@ -31,9 +34,9 @@ READ_MODEL_FEEDS: tuple[tuple[str, str], ...] = (
 
 
 def register_consumers(
-    broker: KafkaBroker, settings: ServiceSettings, router: Router, *, message_consumers: int = 1
+    broker: KafkaBroker, settings: ServiceSettings, router: Router, *, message_batch: int = 1
 ) -> None:
-    """Subscribe the router's handlers to their topics; messages with `message_consumers` consumers."""
+    """Subscribe the router's handlers to their topics; messages in batches of up to `message_batch`."""
 
     directory, connections, send_results = (purpose for purpose, _ in READ_MODEL_FEEDS)
 
@@ -52,7 +55,12 @@ def register_consumers(
     @broker.subscriber(
         settings.topic(MESSAGES_INGESTED),
         **subscriber_options(settings, "messages"),
-        max_workers=message_consumers,
+        description=(
+            "Each record is one `mail.message_ingested` event (schema: the MessageIngested contract); the "
+            "router consumes them in batches, so the payload below lists the records of one batch."
+        ),
+        batch=True,
+        max_records=message_batch,
     )
-    async def on_message_ingested(event: MessageIngested) -> None:
-        await router.route_message(event)
+    async def on_messages_ingested(events: list[MessageIngested]) -> None:
+        await router.route_messages(events)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -42,19 +42,17 @@ from mailsync.router.adapters.connection_store import ConnectionStore
 from mailsync.router.adapters.conversation_store import ConversationStore
 from mailsync.router.adapters.directory_store import DirectoryStore
 from mailsync.router.adapters.read_model_freshness import ReadModelFreshness
-from mailsync.router.adapters.thread_store import ThreadStore
+from mailsync.router.adapters.thread_store import ThreadStore, link_document
 from mailsync.router.domain import (
     AttachmentPolicy,
     Filing,
-    RoutingFacts,
     Skip,
-    SubaccountFacts,
     conversation_id_for,
     message_id_for,
     message_key,
-    route_message,
 )
-from mailsync.router.domain.identity import normalize_address, normalize_message_id
+from mailsync.router.domain.batch import BatchFacts, Routed, addresses_of, references_of, route_batch
+from mailsync.router.domain.identity import normalize_message_id
 
 _EVENT_NAMESPACE = uuid.UUID("0d7c2b6e-31a4-4a7e-9c55-2f0c8b1e6d93")
 
@@ -144,95 +142,133 @@ class Router:
 
     async def route_message(self, message: MessageIngested) -> None:
         """Decide where `message` belongs; store and announce its filings, report its skips."""
-        facts = await self._facts(message)
-        decision = route_message(message, facts)
-        if decision.skips and self.freshness is not None:
-            await self.freshness.wait_until_current(message.occurred_at)
-            facts = await self._facts(message)
-            decision = route_message(message, facts)
-        if decision.filings:
-            await self._file(message, decision.filings, facts)
-        for skip in decision.skips:
-            await self._report(message, skip)
+        await self.route_messages([message])
 
-    async def _facts(self, message: MessageIngested) -> RoutingFacts:
-        """Everything the rules need, in two round trips: the mailbox's bindings, then the rest at once."""
-        bindings = await self.connections.bindings_for(message.mailbox_id)
-        subaccount_ids = sorted({b.subaccount_id for b in bindings})
-        addresses = {
-            normalize_address(a.email) for a in (message.from_, *message.to, *message.cc, *message.bcc)
-        }
-        references = [r for r in (message.in_reply_to, *message.references) if r]
-        users, contacts, links, owner = await asyncio.gather(
-            self.directory.users_in(subaccount_ids),
-            self.directory.contacts_with(subaccount_ids, addresses),
-            self.threads.links(message.mailbox_id, message.provider_thread_id, references),
-            self.threads.owner(message.mailbox_id, message.provider_thread_id),
+    async def route_messages(self, messages: Sequence[MessageIngested]) -> None:
+        """Route a batch in order with facts loaded once (see `domain.batch`); apply it in a few writes.
+
+        If any message would not sync, the decision is only final once the read models are current: wait
+        for them, reload the facts and route the batch again.
+        """
+        now = self.clock()
+        routed = route_batch(messages, await self._batch_facts(messages), now)
+        skipped_at = [r.message.occurred_at for r in routed if r.decision.skips]
+        if skipped_at and self.freshness is not None:
+            await self.freshness.wait_until_current(max(skipped_at))
+            routed = route_batch(messages, await self._batch_facts(messages), now)
+        await self._apply(routed, now)
+
+    async def _batch_facts(self, messages: Sequence[MessageIngested]) -> BatchFacts:
+        """Everything the batch's rules need, in two rounds of concurrent queries.
+
+        What depends only on the messages (bindings, thread claims, referenced messages) is asked first;
+        what depends on the bindings' subaccounts (users, contacts, thread links) second.
+        """
+        threads = {(m.mailbox_id, m.provider_thread_id) for m in messages}
+        references: dict[str, list[str]] = {}
+        for m in messages:
+            references.setdefault(m.mailbox_id, []).extend(references_of(m))
+        bindings, filed, owners = await asyncio.gather(
+            self.connections.bindings_of(m.mailbox_id for m in messages),
+            self.threads.filed_with(references),
+            self.threads.owners_of(threads),
         )
-        return RoutingFacts(
-            bindings=tuple(bindings),
-            subaccounts={
-                s: SubaccountFacts(s, tuple(users.get(s, ())), tuple(contacts.get(s, ())), links.get(s))
-                for s in subaccount_ids
-            },
-            thread_owner=owner,
+        subaccounts = {
+            m.mailbox_id: sorted({b.subaccount_id for b in bindings.get(m.mailbox_id, ())}) for m in messages
+        }
+        all_subaccounts = sorted({s for ids in subaccounts.values() for s in ids})
+        users, contacts, links = await asyncio.gather(
+            self.directory.users_in(all_subaccounts),
+            self.directory.contacts_with(all_subaccounts, {a for m in messages for a in addresses_of(m)}),
+            self.threads.links_of(
+                (mailbox, thread, s) for mailbox, thread in threads for s in subaccounts[mailbox]
+            ),
+        )
+        return BatchFacts(
+            bindings=bindings,
+            users=users,
+            contacts=[(s, c) for s, found in contacts.items() for c in found],
+            thread_links=links,
+            filed=filed,
+            thread_owners=owners,
             attachment_policies=self.attachment_policies,
         )
 
-    async def _file(self, message: MessageIngested, filings: tuple[Filing, ...], facts: RoutingFacts) -> None:
-        """Announce, then store, each filing not stored yet (a stored filing was announced before).
+    async def _apply(self, routed: list[Routed], now: datetime) -> None:
+        """Create P6 contacts and first thread links, announce then store new filings, report skips.
 
-        A crash between the two announces the filing again on redelivery, under the same `event_id`.
+        A filing already stored was announced before and is skipped; a crash between announcing and storing
+        announces it again on redelivery, under the same `event_id`. Contacts and links are written while
+        the filings are announced: both only have to be in place before the batch is committed.
         """
-        now = self.clock()
-        key = message_key(message.internet_message_id, message.mailbox_id, message.provider_message_id)
-        message_ids = [message_id_for(f.conversation_id, key) for f in filings]
-        stored = await self.conversations.existing(message_ids)
-        await asyncio.gather(*(self._prepare(message, f, facts, now) for f in filings))
-        pending = [(i, f) for i, f in zip(message_ids, filings, strict=True) if i not in stored]
-        events = [(i, f, _recorded(i, message, f, now)) for i, f in pending]
+        filings = [
+            (r, f, message_id_for(f.conversation_id, _key(r.message)))
+            for r in routed
+            for f in r.decision.filings
+        ]
+        stored = await self.conversations.existing([message_id for _, _, message_id in filings])
+        pending: dict[str, tuple[Routed, Filing, ConversationMessageRecorded]] = {}
+        for r, f, message_id in filings:
+            if message_id not in stored and message_id not in pending:
+                pending[message_id] = (r, f, _recorded(message_id, r.message, f, now))
         await asyncio.gather(
-            *(self.publisher.publish(CONVERSATION_MESSAGES_RECORDED, e) for _, _, e in events)
+            self._prepare(filings, now),
+            self.publisher.publish_all(CONVERSATION_MESSAGES_RECORDED, [e for _, _, e in pending.values()]),
         )
-        await asyncio.gather(*(self.conversations.store(_document(i, message, f, e)) for i, f, e in events))
-
-    async def _prepare(
-        self, message: MessageIngested, filing: Filing, facts: RoutingFacts, now: datetime
-    ) -> None:
-        """Create the P6 contact and link the thread to the conversation, where not done yet."""
-        if filing.new_contact is not None:
-            await self.directory.create_contact(
-                filing.subaccount_id, filing.contact_id, filing.new_contact.address, filing.user_id, now
-            )
-        if facts.subaccounts[filing.subaccount_id].thread is None:
-            await self.threads.link(
-                mailbox_id=message.mailbox_id,
-                provider_thread_id=message.provider_thread_id,
-                subaccount_id=filing.subaccount_id,
-                contact_id=filing.contact_id,
-                conversation_id=filing.conversation_id,
-                started_by=filing.rule,
-                at=message.received_at,
-            )
-
-    async def _report(self, message: MessageIngested, skip: Skip) -> None:
-        key = message_key(message.internet_message_id, message.mailbox_id, message.provider_message_id)
-        await self.publisher.publish(
+        await self.conversations.store_many(
+            [_document(i, r.message, f, e) for i, (r, f, e) in pending.items()]
+        )
+        await self.publisher.publish_all(
             MESSAGES_NOT_SYNCED,
-            MessageNotSynced(
-                event_id=uuid.uuid5(_EVENT_NAMESPACE, f"{key}\x1f{skip.connection_id}\x1f{skip.reason}"),
-                occurred_at=self.clock(),
-                provider=message.provider,
-                mailbox_id=message.mailbox_id,
-                provider_message_id=message.provider_message_id,
-                provider_thread_id=message.provider_thread_id,
-                internet_message_id=message.internet_message_id,
-                subaccount_id=skip.subaccount_id,
-                connection_id=skip.connection_id,
-                reason=skip.reason,
-                detail=skip.detail,
+            [self._not_synced(r.message, skip) for r in routed for skip in r.decision.skips],
+        )
+
+    async def _prepare(self, filings: list[tuple[Routed, Filing, str]], now: datetime) -> None:
+        """Create the P6 contacts and write the thread links the filings introduce."""
+        contacts = {(f.subaccount_id, f.contact_id): f for _, f, _ in filings if f.new_contact is not None}
+        links = [
+            link_document(
+                mailbox_id=r.message.mailbox_id,
+                provider_thread_id=r.message.provider_thread_id,
+                subaccount_id=f.subaccount_id,
+                contact_id=f.contact_id,
+                conversation_id=f.conversation_id,
+                started_by=f.rule,
+                at=r.message.received_at,
+            )
+            for r, f, _ in filings
+            if f.subaccount_id in r.new_links
+        ]
+        await asyncio.gather(
+            self.threads.link_many(links),
+            *(
+                self.directory.create_contact(
+                    f.subaccount_id, f.contact_id, f.new_contact.address, f.user_id, now
+                )
+                for f in contacts.values()
+                if f.new_contact is not None
             ),
         )
+
+    def _not_synced(self, message: MessageIngested, skip: Skip) -> MessageNotSynced:
+        key = _key(message)
+        return MessageNotSynced(
+            event_id=uuid.uuid5(_EVENT_NAMESPACE, f"{key}\x1f{skip.connection_id}\x1f{skip.reason}"),
+            occurred_at=self.clock(),
+            provider=message.provider,
+            mailbox_id=message.mailbox_id,
+            provider_message_id=message.provider_message_id,
+            provider_thread_id=message.provider_thread_id,
+            internet_message_id=message.internet_message_id,
+            subaccount_id=skip.subaccount_id,
+            connection_id=skip.connection_id,
+            reason=skip.reason,
+            detail=skip.detail,
+        )
+
+
+def _key(message: MessageIngested) -> str:
+    return message_key(message.internet_message_id, message.mailbox_id, message.provider_message_id)
 
 
 def _recorded(

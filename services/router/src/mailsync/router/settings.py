@@ -19,13 +19,13 @@ class Settings(ServiceSettings):
     http_port: int = Field(
         default=8083, ge=0, le=65535, description="Port of health, metrics and API endpoints."
     )
-    message_consumers: int = Field(
-        default=4,
+    message_batch: int = Field(
+        default=1000,
         ge=1,
-        le=64,
+        le=5000,
         description=(
-            "Consumers of ingested messages per process, in one group: partitions (so mailboxes) are routed "
-            "concurrently, each partition in order, each consumer committing its own offsets."
+            "Most ingested messages routed together: one set of queries and writes and one offset commit per "
+            "batch, messages of a mailbox in order. Smaller batches redo less work after a crash."
         ),
     )
     api_token: SecretStr | None = Field(

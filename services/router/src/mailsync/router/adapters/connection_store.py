@@ -7,11 +7,13 @@ bindings; applying the same event twice leaves the same state.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync.common.contracts import ConnectionChanged
-from mailsync.common.mongo import Document
+from mailsync.common.mongo import Document, find_in
 from mailsync.router.domain import MailboxBinding
 
 
@@ -55,19 +57,23 @@ class ConnectionStore:
             # reauth_required / reauthenticated: the binding stays; the ingest catches up after re-auth (C6).
             await self._open(event, event.connected_at, reopen=False)
 
-    async def bindings_for(self, mailbox_id: str) -> list[MailboxBinding]:
-        """Every binding, open or closed, of `mailbox_id`."""
-        return [
-            MailboxBinding(
-                connection_id=doc["connection_id"],
-                subaccount_id=doc["subaccount_id"],
-                user_id=doc["user_id"],
-                bound_from=doc["bound_from"],
-                bound_until=doc.get("bound_until"),
-                ended_by=doc.get("ended_by"),
+    async def bindings_of(self, mailbox_ids: Iterable[str]) -> dict[str, list[MailboxBinding]]:
+        """Every binding, open or closed, of each of `mailbox_ids` (by connection id)."""
+        found: dict[str, list[MailboxBinding]] = {}
+        for doc in await find_in(self._bindings, "mailbox_id", mailbox_ids):
+            found.setdefault(doc["mailbox_id"], []).append(
+                MailboxBinding(
+                    connection_id=doc["connection_id"],
+                    subaccount_id=doc["subaccount_id"],
+                    user_id=doc["user_id"],
+                    bound_from=doc["bound_from"],
+                    bound_until=doc.get("bound_until"),
+                    ended_by=doc.get("ended_by"),
+                )
             )
-            async for doc in self._bindings.find({"mailbox_id": mailbox_id}).sort("connection_id")
-        ]
+        for bindings in found.values():
+            bindings.sort(key=lambda b: b.connection_id)
+        return found
 
     async def current_mailbox(self, connection_id: str) -> str | None:
         """The mailbox a connection is bound to now, if the router knows the connection."""

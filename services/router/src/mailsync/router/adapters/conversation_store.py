@@ -12,7 +12,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from mailsync.common.mongo import Document, insert_once
+from mailsync.common.mongo import Document, find_in, insert_many_once, insert_once
 
 
 class ConversationStore:
@@ -31,12 +31,18 @@ class ConversationStore:
         """Store a filed message (its `_id` is the message id); False when it was already stored."""
         return await insert_once(self._messages, document)
 
+    async def store_many(self, documents: list[Document]) -> int:
+        """Store filed messages in one round trip; returns how many were not stored before."""
+        return await insert_many_once(self._messages, documents)
+
     async def existing(self, message_ids: list[str]) -> set[str]:
         """Which of `message_ids` are stored."""
         if not message_ids:
             return set()
-        cursor = self._messages.find({"_id": {"$in": message_ids}}, {"_id": 1})
-        return {str(doc["_id"]) async for doc in cursor}
+        return {
+            str(doc["_id"])
+            for doc in await find_in(self._messages, "_id", message_ids, projection={"_id": 1})
+        }
 
     async def list_for_contact(
         self, subaccount_id: str, contact_id: str, *, limit: int, newest_first: bool = False

@@ -24,7 +24,7 @@ from mailsync.common.contracts import (
     SubaccountUserRemoved,
     SubaccountUserUpserted,
 )
-from mailsync.common.mongo import Document
+from mailsync.common.mongo import Document, find_in
 from mailsync.router.domain import ContactFacts, UserFacts
 from mailsync.router.domain.identity import normalize_address
 
@@ -109,16 +109,19 @@ class DirectoryStore:
         self, subaccount_ids: Iterable[str], addresses: Iterable[str]
     ) -> dict[str, list[ContactFacts]]:
         """The live contacts of each subaccount that carry one of `addresses` (normalised)."""
-        wanted = {"addresses": {"$in": sorted(set(addresses))}}
-        found: dict[str, list[ContactFacts]] = {}
-        for subaccount_id, docs in await self._per_subaccount(self._contacts, subaccount_ids, wanted):
-            found[subaccount_id] = [
+        wanted = sorted(set(addresses))
+
+        async def one(subaccount_id: str) -> tuple[str, list[ContactFacts]]:
+            docs = await find_in(self._contacts, "addresses", wanted, {"subaccount_id": subaccount_id})
+            return subaccount_id, [
                 ContactFacts(
                     d["contact_id"], frozenset(d["addresses"]), d.get("assigned_user_id"), d["created_at"]
                 )
                 for d in docs
+                if not d.get("removed")
             ]
-        return found
+
+        return dict(await asyncio.gather(*(one(s) for s in subaccount_ids)))
 
     @staticmethod
     async def _per_subaccount(

@@ -12,15 +12,15 @@ differs (Outlook can split a conversation when a reply comes from another client
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from mailsync.common.mongo import Document, insert_once
+from mailsync.common.mongo import Document, find_in, insert_many_once, insert_once
 from mailsync.router.domain import ThreadLink
-from mailsync.router.domain.identity import normalize_message_id
+from mailsync.router.domain.batch import FiledReference
 
 
 class ThreadStore:
@@ -32,7 +32,7 @@ class ThreadStore:
         self._messages = database["conversation_messages"]
 
     async def ensure_indexes(self) -> None:
-        await self._links.create_index([("mailbox_id", ASCENDING), ("provider_thread_id", ASCENDING)])
+        """Links and claims are read by id only; RFC-id lookups use `ConversationStore`'s index."""
 
     async def link(
         self,
@@ -46,19 +46,16 @@ class ThreadStore:
         at: datetime,
     ) -> bool:
         """Record that `conversation_id` holds the thread in `subaccount_id`; False if a link existed."""
-        return await insert_once(
-            self._links,
-            {
-                "_id": f"{mailbox_id}|{provider_thread_id}|{subaccount_id}",
-                "mailbox_id": mailbox_id,
-                "provider_thread_id": provider_thread_id,
-                "subaccount_id": subaccount_id,
-                "contact_id": contact_id,
-                "conversation_id": conversation_id,
-                "started_by": started_by,
-                "created_at": at,
-            },
+        document = link_document(
+            mailbox_id=mailbox_id,
+            provider_thread_id=provider_thread_id,
+            subaccount_id=subaccount_id,
+            contact_id=contact_id,
+            conversation_id=conversation_id,
+            started_by=started_by,
+            at=at,
         )
+        return await insert_once(self._links, document)
 
     async def claim(
         self, *, mailbox_id: str, provider_thread_id: str, subaccount_id: str, rule: str, at: datetime
@@ -74,23 +71,75 @@ class ThreadStore:
             },
         )
 
-    async def owner(self, mailbox_id: str, provider_thread_id: str) -> str | None:
-        """The subaccount that claimed the thread, if any."""
-        doc = await self._claims.find_one({"_id": f"{mailbox_id}|{provider_thread_id}"})
-        return None if doc is None else str(doc["subaccount_id"])
+    async def link_many(self, links: list[Document]) -> int:
+        """Write many links (documents as `link` builds them) in one round trip; the first link still wins."""
+        return await insert_many_once(self._links, links)
 
-    async def links(
-        self, mailbox_id: str, provider_thread_id: str, referenced_ids: Iterable[str]
-    ) -> dict[str, ThreadLink]:
-        """The conversation holding the thread in each subaccount, by thread id first, then by RFC ids."""
-        found: dict[str, ThreadLink] = {}
-        async for doc in self._links.find(
-            {"mailbox_id": mailbox_id, "provider_thread_id": provider_thread_id}
-        ):
-            found[doc["subaccount_id"]] = ThreadLink(doc["contact_id"], doc["conversation_id"])
-        references = sorted({normalize_message_id(r) for r in referenced_ids if r})
-        if references:
-            query = {"mailbox_id": mailbox_id, "internet_message_id": {"$in": references}}
-            async for doc in self._messages.find(query).sort("recorded_at", ASCENDING):
-                found.setdefault(doc["subaccount_id"], ThreadLink(doc["contact_id"], doc["conversation_id"]))
+    async def owners_of(self, threads: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """The subaccount that claimed each (mailbox, provider thread) of `threads`, where one did."""
+        ids = sorted({f"{mailbox_id}|{thread_id}" for mailbox_id, thread_id in threads})
+        found: dict[tuple[str, str], str] = {}
+        for doc in await find_in(self._claims, "_id", ids):
+            mailbox_id, _, thread_id = str(doc["_id"]).rpartition("|")
+            found[(mailbox_id, thread_id)] = str(doc["subaccount_id"])
         return found
+
+    async def links_of(
+        self, threads: Iterable[tuple[str, str, str]]
+    ) -> dict[tuple[str, str], dict[str, ThreadLink]]:
+        """For each (mailbox, provider thread, subaccount) in `threads`, the conversation holding it."""
+        ids = sorted({link_id(*thread) for thread in threads})
+        found: dict[tuple[str, str], dict[str, ThreadLink]] = {}
+        for doc in await find_in(self._links, "_id", ids):
+            thread = found.setdefault((doc["mailbox_id"], doc["provider_thread_id"]), {})
+            thread[doc["subaccount_id"]] = ThreadLink(doc["contact_id"], doc["conversation_id"])
+        return found
+
+    async def filed_with(
+        self, references: Mapping[str, Iterable[str]]
+    ) -> dict[tuple[str, str], list[FiledReference]]:
+        """Filed messages by (mailbox, RFC 5322 id), for the normalised ids `references` lists per mailbox."""
+
+        async def one(mailbox_id: str, ids: list[str]) -> list[Document]:
+            return await find_in(self._messages, "internet_message_id", ids, {"mailbox_id": mailbox_id})
+
+        wanted = {m: sorted(set(ids)) for m, ids in references.items() if ids}
+        found: dict[tuple[str, str], list[FiledReference]] = {}
+        for docs in await asyncio.gather(*(one(m, ids) for m, ids in wanted.items())):
+            for doc in docs:
+                found.setdefault((doc["mailbox_id"], doc["internet_message_id"]), []).append(
+                    FiledReference(
+                        doc["subaccount_id"],
+                        ThreadLink(doc["contact_id"], doc["conversation_id"]),
+                        doc["recorded_at"],
+                    )
+                )
+        return found
+
+
+def link_id(mailbox_id: str, provider_thread_id: str, subaccount_id: str) -> str:
+    """The id of the link of a mailbox's thread in a subaccount."""
+    return f"{mailbox_id}|{provider_thread_id}|{subaccount_id}"
+
+
+def link_document(
+    *,
+    mailbox_id: str,
+    provider_thread_id: str,
+    subaccount_id: str,
+    contact_id: str,
+    conversation_id: str,
+    started_by: str,
+    at: datetime,
+) -> Document:
+    """A link as stored in `thread_links`."""
+    return {
+        "_id": link_id(mailbox_id, provider_thread_id, subaccount_id),
+        "mailbox_id": mailbox_id,
+        "provider_thread_id": provider_thread_id,
+        "subaccount_id": subaccount_id,
+        "contact_id": contact_id,
+        "conversation_id": conversation_id,
+        "started_by": started_by,
+        "created_at": at,
+    }
