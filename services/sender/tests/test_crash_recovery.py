@@ -52,6 +52,8 @@ def sender_environment(sending: Sending) -> dict[str, str]:
         "send_retry_initial_seconds": "0.05",
         "send_outcome_settle_seconds": "1.0",
         "send_attempt_lease_seconds": "3.0",  # the restarted sender takes the dead one's attempts over
+        # Small batches answer commands while later ones are still being sent, so the kill lands mid-stream.
+        "send_batch_max_records": "4",
         "log_format": "text",
         "log_level": "WARNING",
     }

@@ -20,7 +20,13 @@ from mailsync.sender.adapters.send_records import SendRecordStore
 from mailsync.sender.adapters.smtp import SmtpRelay
 from mailsync.sender.consumers import register_consumers
 from mailsync.sender.domain import SizePolicy
-from mailsync.sender.handlers import RetrySchedule, Sender
+from mailsync.sender.handlers.attempts import Attempts
+from mailsync.sender.handlers.commands import Sender
+from mailsync.sender.handlers.gmail import GmailRoute
+from mailsync.sender.handlers.mailbox import MailboxAccess
+from mailsync.sender.handlers.outlook import OutlookRoute
+from mailsync.sender.handlers.retries import Retrier, RetrySchedule
+from mailsync.sender.handlers.subaccount import SubaccountRoute
 from mailsync.sender.metrics import SenderMetrics
 from mailsync.sender.settings import Settings
 
@@ -34,24 +40,25 @@ def create_app(settings: Settings) -> web.Application:
         "gmail": settings.ingest_gmail_url,
         "outlook": settings.ingest_outlook_url,
     }
-    sender = Sender(
-        records=SendRecordStore(database),
+    records = SendRecordStore(database)
+    attempts = Attempts(
+        records=records,
         ledger=QuotaLedger(database),
-        connections=ConnectionStore(database),
         blobs=GridFsBlobStore(database, settings.blob_bucket),
-        tokens=IngestAccessTokens(
-            http, base_urls=base_urls, internal_token=settings.internal_api_token.get_secret_value()
+        retrier=Retrier(
+            RetrySchedule(
+                max_attempts=settings.send_max_attempts,
+                initial_seconds=settings.send_retry_initial_seconds,
+                max_seconds=settings.send_retry_max_seconds,
+                settle_seconds=settings.send_outcome_settle_seconds,
+            )
         ),
-        gmail=GmailClient(
-            http,
-            api_root=settings.gmail_api_url,
-            timeout_seconds=settings.provider_timeout_seconds,
-            simple_upload_max_bytes=settings.gmail_simple_upload_max_bytes,
-        ),
-        graph=GraphClient(
-            http, api_root=settings.graph_api_url, timeout_seconds=settings.provider_timeout_seconds
-        ),
-        smtp=SmtpRelay(
+        attempt_lease=timedelta(seconds=settings.send_attempt_lease_seconds),
+    )
+    metrics = SenderMetrics.register(runtime.registry, runtime.metrics)
+    subaccount = SubaccountRoute(
+        attempts,
+        SmtpRelay(
             host=settings.smtp_host,
             port=settings.smtp_port,
             username=settings.smtp_username,
@@ -60,19 +67,33 @@ def create_app(settings: Settings) -> web.Application:
             start_tls=settings.smtp_start_tls,
             timeout_seconds=settings.provider_timeout_seconds,
         ),
-        publisher=runtime.publisher,
-        metrics=SenderMetrics.register(runtime.registry),
-        smtp_sender=Address(email=settings.smtp_from_address, name=settings.smtp_from_name),
-        outlook_policy=settings.outlook_policy(),
-        smtp_policy=SizePolicy("the subaccount provider", max_message_bytes=settings.smtp_max_message_bytes),
+        sender=Address(email=settings.smtp_from_address, name=settings.smtp_from_name),
         message_id_domain=settings.message_id_domain,
-        attempt_lease=timedelta(seconds=settings.send_attempt_lease_seconds),
-        retry=RetrySchedule(
-            max_attempts=settings.send_max_attempts,
-            initial_seconds=settings.send_retry_initial_seconds,
-            max_seconds=settings.send_retry_max_seconds,
-            settle_seconds=settings.send_outcome_settle_seconds,
-        ),
+        policy=SizePolicy("the subaccount provider", max_message_bytes=settings.smtp_max_message_bytes),
+    )
+    tokens = IngestAccessTokens(
+        http, base_urls=base_urls, internal_token=settings.internal_api_token.get_secret_value()
+    )
+    mailbox = MailboxAccess(attempts, tokens, subaccount, metrics)
+    gmail = GmailClient(
+        http,
+        api_root=settings.gmail_api_url,
+        timeout_seconds=settings.provider_timeout_seconds,
+        simple_upload_max_bytes=settings.gmail_simple_upload_max_bytes,
+    )
+    graph = GraphClient(
+        http, api_root=settings.graph_api_url, timeout_seconds=settings.provider_timeout_seconds
+    )
+    sender = Sender(
+        records=records,
+        connections=ConnectionStore(database),
+        attempts=attempts,
+        gmail=GmailRoute(mailbox, gmail, settings.message_id_domain),
+        outlook=OutlookRoute(mailbox, graph, settings.outlook_policy()),
+        subaccount=subaccount,
+        publisher=runtime.publisher,
+        metrics=metrics,
+        concurrency=settings.send_concurrency,
     )
     register_consumers(runtime.broker, settings, sender)
     runtime.publisher.declare(SEND_RESULTS)

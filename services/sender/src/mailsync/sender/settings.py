@@ -85,6 +85,19 @@ class Settings(ServiceSettings):
             "`send_retry_max_seconds`))."
         ),
     )
+    send_batch_max_records: int = Field(
+        default=100,
+        ge=1,
+        description=(
+            "Most send commands consumed as one batch; a batch's offsets are committed once all of its "
+            "commands are answered."
+        ),
+    )
+    send_concurrency: int = Field(
+        default=16,
+        ge=1,
+        description="Most commands of a batch decided (and sent) at the same time by one instance.",
+    )
     message_id_domain: str = Field(
         default="send.mailsync.local",
         description="Right-hand side of the Message-IDs the sender mints (`<uuid@domain>`).",

@@ -5,18 +5,23 @@ Collection `quota_ledger`, one document per connection and quota day (`_id` = `<
 requires `count < limit` and that this request holds no reservation yet, incrementing `count` and adding the
 request id in the same atomic document update; so concurrent senders (any number of processes) can never
 pass the limit, and a redelivered command never counts twice. Release is the reverse update, conditional on
-the request holding a reservation, so it is idempotent too. Documents expire (TTL) a few days after their day.
+the request holding a reservation, so it is idempotent too. Reservations asked for concurrently go to
+MongoDB as one bulk of those same conditional updates, each still atomic on its own. Documents expire
+(TTL) a few days after their day.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
+from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from mailsync.common.mongo import Document
+from mailsync.sender.adapters.coalescing import Coalescer
 
 _UPSERT_RACE_ATTEMPTS = 5
 
@@ -28,11 +33,20 @@ class Reservation(Enum):
     EXHAUSTED = "exhausted"
 
 
+@dataclass(frozen=True)
+class _Ask:
+    key: str
+    request_id: str
+    limit: int
+    expires_at: datetime
+
+
 class QuotaLedger:
     """The `quota_ledger` collection."""
 
     def __init__(self, database: AsyncDatabase[Document]) -> None:
         self._ledger = database["quota_ledger"]
+        self._reservations = Coalescer(self._reserve_all)
 
     async def ensure_indexes(self) -> None:
         """Expire ledger days once `expires_at` has passed."""
@@ -44,7 +58,32 @@ class QuotaLedger:
         return f"{connection_id}|{day}"
 
     async def reserve(self, key: str, request_id: str, *, limit: int, expires_at: datetime) -> Reservation:
-        """Count `request_id` against `key` unless `limit` sends are already counted (idempotent)."""
+        """Count `request_id` against `key` unless `limit` sends are already counted (idempotent).
+
+        Concurrent calls go to MongoDB together (see `Coalescer`)."""
+        return await self._reservations.submit(_Ask(key, request_id, limit, expires_at))
+
+    async def _reserve_all(self, asks: list[_Ask]) -> list[Reservation]:
+        """One bulk of the reservation updates (without upsert); when one did not match (a new day, a full
+        day, a redelivery), each is made again alone, which is idempotent, to learn its outcome."""
+        updates = [
+            UpdateOne(
+                {"_id": ask.key, "count": {"$lt": ask.limit}, "request_ids": {"$ne": ask.request_id}},
+                {
+                    "$inc": {"count": 1},
+                    "$push": {"request_ids": ask.request_id},
+                    "$set": {"limit": ask.limit},
+                },
+            )
+            for ask in asks
+        ]
+        written = await self._ledger.bulk_write(updates, ordered=False)
+        if written.matched_count == len(updates):
+            return [Reservation.RESERVED] * len(asks)
+        return [await self._reserve_one(ask) for ask in asks]
+
+    async def _reserve_one(self, ask: _Ask) -> Reservation:
+        key, request_id, limit = ask.key, ask.request_id, ask.limit
         for _ in range(_UPSERT_RACE_ATTEMPTS):
             try:
                 await self._ledger.find_one_and_update(
@@ -53,7 +92,7 @@ class QuotaLedger:
                         "$inc": {"count": 1},
                         "$push": {"request_ids": request_id},
                         "$set": {"limit": limit},
-                        "$setOnInsert": {"expires_at": expires_at},
+                        "$setOnInsert": {"expires_at": ask.expires_at},
                     },
                     upsert=True,
                 )

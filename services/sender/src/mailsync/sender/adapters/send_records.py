@@ -11,21 +11,28 @@ Collection `send_requests`, `_id` = `request_id`. A record moves through three s
 * `completed`: `result` holds the `SendCompleted` (as JSON); every later delivery republishes it unchanged.
 
 Every write is conditional, so two deliveries racing on one request id converge on the first result stored.
+Claiming and completing work on a whole batch of request ids at once (one round trip each in the common
+case).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from pymongo import ReturnDocument
+from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from mailsync.common.contracts import SendCompleted
 from mailsync.common.mongo import Document
+from mailsync.sender.adapters.coalescing import Coalescer
 
 RecordState = Literal["received", "attempting", "completed"]
+
+_DUPLICATE_KEY = 11000
 
 
 class AttemptLeasedError(Exception):
@@ -46,39 +53,66 @@ class SendRecord:
     attempted_internet_message_id: str | None
 
 
+@dataclass(frozen=True)
+class _Journal:
+    request_id: str
+    owner: str
+    at: datetime
+    fields: dict[str, Any]
+
+
 class SendRecordStore:
     """The `send_requests` collection."""
 
     def __init__(self, database: AsyncDatabase[Document]) -> None:
         self._records = database["send_requests"]
+        self._quota_keys = Coalescer(self._fix_quota_keys)
+        self._journal = Coalescer(self._write_journal)
 
     async def ensure_indexes(self) -> None:
         """`_id` is the natural key; the state index serves operators looking for stuck sends."""
         await self._records.create_index([("state", 1), ("received_at", 1)])
 
-    async def claim(self, request_id: str, at: datetime) -> SendRecord:
-        """The record of `request_id`, created in state `received` if this is its first delivery."""
-        document = await self._records.find_one_and_update(
-            {"_id": request_id},
-            {"$setOnInsert": {"state": "received", "received_at": at}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
-        if document is None:  # pragma: no cover - upsert with AFTER always returns the document
-            raise RuntimeError(f"no send record for {request_id}")
-        return _record(document)
+    async def claim_all(self, request_ids: Sequence[str], at: datetime) -> dict[str, SendRecord]:
+        """The record of each of `request_ids`, created in state `received` where this is its first delivery.
+
+        One read for the batch, then one unordered insert of the new records; a record another instance
+        inserted meanwhile (duplicate key) is read back.
+        """
+        wanted = list(dict.fromkeys(request_ids))
+        records = {r.request_id: r for r in await self._find(wanted)}
+        new = [request_id for request_id in wanted if request_id not in records]
+        if not new:
+            return records
+        try:
+            await self._records.insert_many(
+                [{"_id": request_id, "state": "received", "received_at": at} for request_id in new],
+                ordered=False,
+            )
+        except BulkWriteError as error:
+            if any(e.get("code") != _DUPLICATE_KEY for e in error.details.get("writeErrors", ())):
+                raise
+            records |= {r.request_id: r for r in await self._find(new)}
+        for request_id in new:
+            records.setdefault(request_id, _record({"_id": request_id, "state": "received"}))
+        return records
 
     async def fix_quota_key(self, request_id: str, quota_key: str) -> str:
-        """The ledger key this request counts against: `quota_key` unless one was fixed before."""
-        document = await self._records.find_one_and_update(
-            {"_id": request_id, "quota_key": None},
-            {"$set": {"quota_key": quota_key}},
-            return_document=ReturnDocument.AFTER,
-        )
-        if document is None:
-            document = await self._records.find_one({"_id": request_id}, {"quota_key": 1})
-        stored = (document or {}).get("quota_key")
-        return stored if isinstance(stored, str) else quota_key
+        """The ledger key this request counts against: `quota_key` unless one was fixed before.
+
+        Concurrent calls go to MongoDB together (one bulk write, see `Coalescer`)."""
+        return await self._quota_keys.submit((request_id, quota_key))
+
+    async def _fix_quota_keys(self, keys: list[tuple[str, str]]) -> list[str]:
+        updates = [
+            UpdateOne({"_id": request_id, "quota_key": None}, {"$set": {"quota_key": quota_key}})
+            for request_id, quota_key in keys
+        ]
+        written = await self._records.bulk_write(updates, ordered=False)
+        if written.matched_count == len(updates):
+            return [quota_key for _, quota_key in keys]
+        stored = {r.request_id: r.quota_key for r in await self._find([request_id for request_id, _ in keys])}
+        return [stored.get(request_id) or quota_key for request_id, quota_key in keys]
 
     async def mark_attempting(
         self,
@@ -98,6 +132,7 @@ class SendRecordStore:
         `internet_message_id` is the provider-assigned Message-ID of an Outlook draft, by which a redelivery
         finds the send. Raises `AttemptLeasedError` while another owner's lease is running: a second
         consumer (e.g. after a rebalance) must not call the provider for the same request meanwhile.
+        Concurrent calls go to MongoDB together (one bulk write, see `Coalescer`).
         """
         journal: dict[str, Any] = {
             "state": "attempting",
@@ -110,41 +145,76 @@ class SendRecordStore:
         }
         if internet_message_id is not None:
             journal["internet_message_id"] = internet_message_id
-        result = await self._records.update_one(
-            {
-                "_id": request_id,
-                "state": {"$ne": "completed"},
-                "$or": [
-                    {"attempt_owner": owner},
-                    {"attempt_until": None},
-                    {"attempt_until": {"$lte": at}},
-                ],
-            },
-            {"$set": journal},
-        )
-        if result.matched_count == 0:
+        if not await self._journal.submit(_Journal(request_id, owner, at, journal)):
             raise AttemptLeasedError(request_id)
 
-    async def complete(self, request_id: str, result: SendCompleted) -> SendCompleted:
-        """Store `result` unless a result is already stored; return the stored one (first wins)."""
-        stored = await self._records.find_one_and_update(
-            {"_id": request_id, "state": {"$ne": "completed"}},
-            {
-                "$set": {
-                    "state": "completed",
-                    "result": result.model_dump(mode="json", by_alias=True),
-                    "status": result.status,
-                    "completed_at": result.occurred_at,
-                }
-            },
-            return_document=ReturnDocument.AFTER,
-        )
-        if stored is None:
-            stored = await self._records.find_one({"_id": request_id})
-        record = _record(stored or {"_id": request_id, "state": "received"})
-        if record.result is None:  # pragma: no cover - only if the record was deleted meanwhile
-            raise RuntimeError(f"the result of {request_id} was not stored")
-        return record.result
+    async def _write_journal(self, entries: list[_Journal]) -> list[bool]:
+        """Whether each entry was journalled. One bulk journals every request that holds no live lease (the
+        common case); each of the others is journalled alone if this owner holds its lease (a redelivery to
+        the same instance), which is idempotent."""
+        updates = [
+            UpdateOne(
+                {
+                    "_id": e.request_id,
+                    "state": {"$ne": "completed"},
+                    "attempt_until": {"$not": {"$gt": e.at}},
+                },
+                {"$set": e.fields},
+            )
+            for e in entries
+        ]
+        written = await self._records.bulk_write(updates, ordered=False)
+        if written.matched_count == len(updates):
+            return [True] * len(entries)
+        return [await self._journal_as_owner(e) for e in entries]
+
+    async def _journal_as_owner(self, entry: _Journal) -> bool:
+        free = {
+            "_id": entry.request_id,
+            "state": {"$ne": "completed"},
+            "attempt_until": {"$not": {"$gt": entry.at}},
+        }
+        owned = {"_id": entry.request_id, "state": {"$ne": "completed"}, "attempt_owner": entry.owner}
+        for condition in (free, owned):
+            if (await self._records.update_one(condition, {"$set": entry.fields})).matched_count == 1:
+                return True
+        return False
+
+    async def complete_all(self, results: Sequence[SendCompleted]) -> dict[str, SendCompleted]:
+        """Store each of `results` unless its request has a result already; return the stored result of
+        each request (first wins).
+
+        One unordered bulk of conditional updates; only when some did not match (another delivery stored a
+        result first) are the stored results read back.
+        """
+        if not results:
+            return {}
+        updates = [
+            UpdateOne(
+                {"_id": result.request_id, "state": {"$ne": "completed"}},
+                {
+                    "$set": {
+                        "state": "completed",
+                        "result": result.model_dump(mode="json", by_alias=True),
+                        "status": result.status,
+                        "completed_at": result.occurred_at,
+                    }
+                },
+            )
+            for result in results
+        ]
+        written = await self._records.bulk_write(updates, ordered=False)
+        stored = {result.request_id: result for result in results}
+        if written.matched_count == len(updates):
+            return stored
+        for record in await self._find(list(stored)):
+            if record.result is None:  # pragma: no cover - only if the record was deleted meanwhile
+                raise RuntimeError(f"the result of {record.request_id} was not stored")
+            stored[record.request_id] = record.result
+        return stored
+
+    async def _find(self, request_ids: list[str]) -> list[SendRecord]:
+        return [_record(d) async for d in self._records.find({"_id": {"$in": request_ids}})]
 
 
 def _record(document: dict[str, Any]) -> SendRecord:

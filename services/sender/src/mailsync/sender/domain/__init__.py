@@ -4,6 +4,7 @@ The handlers gather facts (the user's connection, stored content), ask these fun
 the answer.
 """
 
+from mailsync.sender.domain.batches import BatchItem, BatchPlan, plan_batch
 from mailsync.sender.domain.commands import InvalidCommand, invalid_command_result, parse_command
 from mailsync.sender.domain.connections import MailboxConnection
 from mailsync.sender.domain.graph_message import graph_message
@@ -36,6 +37,8 @@ __all__ = [
     "GMAIL_POLICY",
     "OUTLOOK_REFERENCE_TYPES",
     "AttachmentPolicy",
+    "BatchItem",
+    "BatchPlan",
     "InvalidCommand",
     "MailboxConnection",
     "MessageContent",
@@ -55,6 +58,7 @@ __all__ = [
     "message_id_for",
     "not_sent",
     "parse_command",
+    "plan_batch",
     "quota_day",
     "quota_day_named",
     "references_for",
