@@ -9,8 +9,12 @@ UV := $(shell command -v uv >/dev/null 2>&1 && uv --version 2>/dev/null | grep -
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 SERVICES := ingest_gmail ingest_outlook router sender
+# kustomize is not on PyPI: built from the Go module proxy with the machine's Go, pinned here.
+KUSTOMIZE_VERSION := v5.8.1
+KUSTOMIZE := $(TOOLS)/go/kustomize-$(KUSTOMIZE_VERSION)
+OVERLAYS := deploy/k8s/base deploy/k8s/overlays/production
 
-.PHONY: help bootstrap install run test check lint fmt typecheck contracts schemas docs bench clean
+.PHONY: help bootstrap install run test check lint fmt typecheck contracts schemas docs bench clean deploy-check
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -31,7 +35,7 @@ test: install ## Run the whole test suite against the real Kafka, MongoDB-wire s
 	$(RUN) mailsync-devstack fetch
 	$(RUN) pytest $(PYTEST_ARGS)
 
-check: lint typecheck contracts ## Lint, format check, import layering, strict typing, contract and docs freshness
+check: lint typecheck contracts deploy-check ## Lint, format check, import layering, strict typing, contract and docs freshness
 
 lint: install
 	$(RUN) ruff check .
@@ -46,11 +50,13 @@ typecheck: install
 	$(RUN) mypy libs/*/src services/*/src tests bench
 	@# Test folders are checked one package at a time: each has its own conftest module.
 	for tests in libs/*/tests services/*/tests; do $(RUN) mypy $$tests || exit 1; done
+	$(RUN) mypy deploy
 
 contracts: install ## Fail if the committed JSON Schemas or AsyncAPI documents are stale or incompatible
 	$(RUN) python -m mailsync.common.contracts.schemas check
 	$(RUN) python -m mailsync.common.asyncapi check $(SERVICES)
 	$(RUN) python -m mailsync.common.contracts.catalog check
+	$(RUN) python -m mailsync.common.settings_reference check $(SERVICES)
 
 schemas: install ## Regenerate the JSON Schemas (refuses incompatible changes)
 	$(RUN) python -m mailsync.common.contracts.schemas write
@@ -58,6 +64,17 @@ schemas: install ## Regenerate the JSON Schemas (refuses incompatible changes)
 docs: install ## Regenerate docs/contracts.md and the AsyncAPI documents in docs/asyncapi/
 	$(RUN) python -m mailsync.common.asyncapi write $(SERVICES)
 	$(RUN) python -m mailsync.common.contracts.catalog write
+	$(RUN) python -m mailsync.common.settings_reference write $(SERVICES)
+
+$(KUSTOMIZE):
+	@command -v go >/dev/null 2>&1 || { echo "deploy-check needs Go (1.24 or newer) to build kustomize" >&2; exit 1; }
+	mkdir -p $(@D)
+	GOBIN=$(abspath $(@D))/bin go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	mv $(@D)/bin/kustomize $@
+
+deploy-check: install $(KUSTOMIZE) ## Lint the Dockerfiles, render and validate the Kubernetes manifests offline
+	$(RUN) hadolint deploy/docker/*.Dockerfile
+	$(RUN) python deploy/check_manifests.py --kustomize $(KUSTOMIZE) $(OVERLAYS)
 
 bench: install ## Run the benchmarks (figures are ratios against a baseline measured in the same run)
 	for bench in bench/*_bench.py; do $(RUN) python $$bench || exit 1; done
