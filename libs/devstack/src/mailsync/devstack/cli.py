@@ -3,8 +3,11 @@
 ``up`` starts the servers, prints ``export NAME=value`` lines (eval-able; the start time follows as a
 ``#`` comment), then runs until SIGINT or SIGTERM and stops every server before exiting. If a server dies
 while running, ``up`` stops the rest and exits with status 1, showing the tail of that server's log.
-``fetch`` only resolves the Kafka jars into the cache (CI runs it before the tests). ``run`` starts the stack
-and every service (see ``mailsync.devstack.supervisor``): what ``make run`` does.
+``fetch`` only resolves the Kafka jars into the cache (CI runs it before the tests). ``run`` is what
+``make run`` does: the product in sandbox mode (the stack, both provider sandboxes and the four services, see
+``mailsync.devstack.product``), a seeded demo world with traffic flowing both ways
+(``mailsync.devstack.traffic``) and a printed guide (``mailsync.devstack.guide``); a process that exits on
+its own stops everything with status 1.
 
 Exit status: 0 after a clean stop, 1 on a start failure or a server that died, 2 on usage errors.
 """
@@ -19,11 +22,12 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from mailsync.devstack import supervisor
+from mailsync.devstack import guide, supervisor
 from mailsync.devstack.errors import DevstackError
 from mailsync.devstack.kafka import KAFKA_VERSION, KafkaSettings, fetch_kafka_jars
-from mailsync.devstack.process import ManagedProcess
+from mailsync.devstack.product import Product, ProductOptions
 from mailsync.devstack.stack import ALL_COMPONENTS, ENV_VARS, Component, Stack
+from mailsync.devstack.traffic import DemoTraffic
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -56,8 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--kafka-partitions", type=int, default=3, help="default partitions of new topics")
     up.add_argument("--timeout", type=float, default=120.0, help="seconds each server may take to start")
     commands.add_parser("fetch", help=f"resolve and cache the Kafka {KAFKA_VERSION} jars, then exit")
-    run = commands.add_parser("run", help="start the stack and all services until Ctrl-C")
-    run.add_argument("--timeout", type=float, default=60.0, help="seconds each service may take to be ready")
+    run = commands.add_parser(
+        "run", help="run the product in sandbox mode (stack, sandboxes, services, demo traffic) until Ctrl-C"
+    )
+    run.add_argument("--timeout", type=float, default=60.0, help="seconds each process may take to be ready")
+    run.add_argument(
+        "--traffic-interval", type=float, default=15.0, help="seconds between two rounds of demo traffic"
+    )
     return parser
 
 
@@ -112,23 +121,30 @@ def _up(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, _interrupt) for sig in _STOP_SIGNALS}
     stack = Stack()
-    services: list[ManagedProcess] = []
+    product: Product | None = None
+    traffic: DemoTraffic | None = None
     try:
         began = time.monotonic()
         stack.start()
-        services = supervisor.start_services(stack, supervisor.SERVICES, timeout=args.timeout)
-        sys.stdout.write(supervisor.describe(stack, supervisor.SERVICES, time.monotonic() - began))
+        product = Product(stack, ProductOptions(ready_timeout=args.timeout))
+        product.start()
+        traffic = DemoTraffic(product.endpoints, sys.stdout, interval=args.traffic_interval)
+        world = traffic.start()
+        sys.stdout.write(guide.describe(product, world, time.monotonic() - began))
         sys.stdout.flush()
-        return supervisor.watch(services, sys.stderr)
+        return supervisor.watch(product.processes(), sys.stderr)
     except KeyboardInterrupt:
         return 0
-    except DevstackError as exc:
+    except (DevstackError, RuntimeError, TimeoutError) as exc:
         sys.stderr.write(f"mailsync-devstack: {exc}\n")
         return 1
     finally:
         for sig in _STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
-        supervisor.stop_services(services)
+        if traffic is not None:
+            traffic.stop()
+        if product is not None:
+            product.stop()
         stack.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

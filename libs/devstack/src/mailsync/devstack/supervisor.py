@@ -1,11 +1,11 @@
-"""Runs the product locally: the stack plus each service as its own process, until Ctrl-C.
+"""Runs each service as its own process on the local stack, waits until it is ready, and watches it.
 
-`mailsync-devstack run` (what `make run` calls) starts the local stack, then every service as
-`python -m <module>` with the stack's endpoints in its environment, waits until each answers `GET /readyz`
-with 200, prints where to look, and watches them. Ctrl-C (or SIGTERM) stops the services first with SIGTERM,
-so they finish in-flight work and commit, then the stack (see `cli._run`). A service that exits on its own
-stops everything with status 1 and the tail of its log. Service logs go to files in the stack's run
-directory.
+`start_services` starts every service as `python -m <module>` with the stack's endpoints (plus whatever
+`environ` adds, e.g. the sandbox settings of `mailsync.devstack.product`) in its environment and waits
+until each answers `GET /readyz` with 200. `watch` blocks until a process exits on its own. `stop_services`
+stops them with SIGTERM first, so they finish in-flight work and commit. `mailsync-devstack run` (what
+`make run` calls) drives these through `mailsync.devstack.product`; see `cli._run`. Service logs go to files
+in the stack's run directory.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from mailsync.devstack.ports import LOOPBACK, ensure_port_free
 from mailsync.devstack.process import ManagedProcess
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from mailsync.devstack.stack import Stack
 
@@ -58,26 +58,37 @@ def is_ready(url: str) -> bool:
         return False
 
 
-def start_services(stack: Stack, services: Sequence[ServiceSpec], *, timeout: float) -> list[ManagedProcess]:
-    """Start every service and wait until all are ready; stop the started ones and raise if one fails."""
+def start_services(
+    stack: Stack,
+    services: Sequence[ServiceSpec],
+    *,
+    timeout: float,
+    environ: Callable[[ServiceSpec], Mapping[str, str]] | None = None,
+) -> list[ManagedProcess]:
+    """Start every service and wait until all are ready; stop the started ones and raise if one fails.
+
+    Each service gets the stack's endpoints, its HTTP port, topic creation at start-up, and `environ(service)`
+    on top when given.
+    """
     for service in services:
         ensure_port_free(service.port, f"the {service.name} service")
     started: list[ManagedProcess] = []
     try:
         for service in services:
-            environ = {
+            child = {
                 **os.environ,
                 **stack.env(),
                 "MAILSYNC_HTTP_PORT": str(service.port),
                 "MAILSYNC_HTTP_HOST": LOOPBACK,
                 "MAILSYNC_KAFKA_ENSURE_TOPICS": "true",
+                **(environ(service) if environ is not None else {}),
             }
             started.append(
                 ManagedProcess(
                     service.name,
                     [sys.executable, "-m", service.module],
                     log_path=stack.run_dir / f"{service.name}.log",
-                    environ=environ,
+                    environ=child,
                 )
             )
         for service, process in zip(services, started, strict=True):
