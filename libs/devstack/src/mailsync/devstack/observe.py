@@ -14,7 +14,7 @@ import re
 import time
 from typing import TYPE_CHECKING
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from mailsync.common.contracts import CONNECTIONS_CHANGED, MAILBOX_CHANGED, MESSAGES_INGESTED, SEND_COMMANDS
 
@@ -53,14 +53,23 @@ async def processed(http: aiohttp.ClientSession, service_url: str, topic: str) -
         return processed_count(await response.text(), topic)
 
 
-async def records_on(bootstrap_servers: str, topic: str) -> int:
-    """How many records `topic` holds (sum of its partitions' end offsets)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+async def records_on(bootstrap_servers: str, topic: str, *, within: float = 30.0) -> int:
+    """How many records `topic` holds (sum of its partitions' end offsets).
+
+    The partitions are learnt by subscribing and waiting for the assignment: a metadata request alone
+    (`consumer.topics()`) does not fill the consumer's own cache, which would count nothing.
+    """
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False
+    )
     await consumer.start()
     try:
-        await consumer.topics()  # fetches the cluster's metadata
-        partitions = consumer.partitions_for_topic(topic) or set()
-        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+        deadline = time.monotonic() + within
+        while not consumer.assignment():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no partition of {topic} assigned within {within} s")
+            await asyncio.sleep(0.05)
+        ends = await consumer.end_offsets(list(consumer.assignment()))
         return int(sum(ends.values()))
     finally:
         await consumer.stop()
