@@ -1,7 +1,9 @@
 """``mailsync-graph-sandbox``: run the Graph + identity sandbox alone.
 
 Example: ``mailsync-graph-sandbox --port 8086 --http-port 8087 --state-dir .graph-sandbox``; the CA file to
-trust is printed at start and written to ``<state-dir>/ca.pem``.
+trust is printed at start and written to ``<state-dir>/ca.pem``. ``--tls-hostname`` adds the names other
+machines or containers call it by (``--tls-hostname graph-sandbox``) to the server certificate, which
+otherwise names only loopback.
 """
 
 from __future__ import annotations
@@ -11,12 +13,22 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Sequence
 from pathlib import Path
 
+from mailsync.graph_sandbox import tls
 from mailsync.graph_sandbox.config import SandboxConfig
 from mailsync.graph_sandbox.server import SandboxServer
 
 logger = logging.getLogger("mailsync.graph_sandbox")
+
+
+def _tls_hostname(value: str) -> str:
+    try:
+        tls.alt_name(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,8 +38,22 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--http-port", type=int, default=None, help="also serve plain HTTP on this port")
     parser.add_argument("--no-tls", action="store_true", help="plain HTTP only on --port (MSAL won't work)")
     parser.add_argument("--state-dir", type=Path, default=Path(".graph-sandbox"), help="where ca.pem goes")
+    parser.add_argument(
+        "--tls-hostname",
+        action="append",
+        dest="tls_hostnames",
+        default=[],
+        type=_tls_hostname,
+        metavar="NAME",
+        help="also name this DNS name or IP address in the TLS certificate (repeatable)",
+    )
     parser.add_argument("--fault-seed", type=int, default=0)
     return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line's options (``sys.argv`` by default); exits with status 2 on a bad one."""
+    return _parser().parse_args(argv)
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -39,11 +65,12 @@ async def _serve(args: argparse.Namespace) -> None:
         tls_enabled=not args.no_tls,
         http_port=args.port if args.no_tls else args.http_port,
         state_dir=args.state_dir,
+        tls_hostnames=args.tls_hostnames,
     )
     await server.start()
     logger.info("graph sandbox on %s (tenant %s)", server.base_url, config.tenant_id)
     if server.tls is not None:
-        logger.info("trust this CA: %s", server.ca_file)
+        logger.info("trust this CA: %s (certificate for %s)", server.ca_file, ", ".join(server.tls_hostnames))
     if server.plain_port is not None:
         logger.info("plain HTTP on %s", server.http_url)
     stop = asyncio.Event()
@@ -60,4 +87,4 @@ async def _serve(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(_serve(_parser().parse_args(argv)))
+    asyncio.run(_serve(parse_args(argv)))

@@ -1,13 +1,15 @@
 """Run the sandbox on loopback: HTTPS (local CA) for MSAL, optionally also plain HTTP.
 
 Used by tests (``async with SandboxServer(config) as server``) and by the CLI. The TLS certificate covers
-``localhost``, ``127.0.0.1`` and ``::1``; the CA file to trust is :attr:`SandboxServer.ca_file`.
+``localhost``, ``127.0.0.1``, ``::1``, the bound host and any ``tls_hostnames`` (the names other machines or
+containers reach it by); the CA file to trust is :attr:`SandboxServer.ca_file`.
 """
 
 from __future__ import annotations
 
 import socket
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -34,8 +36,8 @@ class SandboxServer:
     """The sandbox app on ``host``: an HTTPS site (``tls=True``) and/or a plain HTTP site.
 
     ``port``/``http_port`` 0 picks a free port. ``state_dir`` receives the CA and server certificate (a
-    temporary
-    directory by default).
+    temporary directory by default). ``tls_hostnames`` (DNS names or IP literals) are added to the server
+    certificate's subject alternative names.
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class SandboxServer:
         tls_enabled: bool = True,
         http_port: int | None = None,
         state_dir: Path | None = None,
+        tls_hostnames: Sequence[str] = (),
     ) -> None:
         self.config = config or SandboxConfig()
         self.host = host
@@ -54,6 +57,7 @@ class SandboxServer:
         self._tls_enabled = tls_enabled
         self._http_port = http_port
         self._state_dir = state_dir
+        self.tls_hostnames = tuple(dict.fromkeys(("localhost", "127.0.0.1", "::1", host, *tls_hostnames)))
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self._runner: web.AppRunner | None = None
         self.app = create_app(self.config)
@@ -99,7 +103,7 @@ class SandboxServer:
             if directory is None:
                 self._tempdir = tempfile.TemporaryDirectory(prefix="graph-sandbox-")
                 directory = Path(self._tempdir.name)
-            self.tls = tls.generate(directory, hostnames=("localhost", "127.0.0.1", "::1", self.host))
+            self.tls = tls.generate(directory, hostnames=self.tls_hostnames)
             self.app[CA_FILE_KEY] = str(self.tls.ca_cert)
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()

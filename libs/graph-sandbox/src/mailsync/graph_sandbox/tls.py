@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import ipaddress
+import re
 import ssl
 from pathlib import Path
 
@@ -41,6 +42,20 @@ class TlsMaterial:
     def client_context(self) -> ssl.SSLContext:
         """An SSL context trusting only the sandbox CA (for aiohttp clients)."""
         return ssl.create_default_context(cafile=str(self.ca_cert))
+
+
+_DNS_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+
+
+def alt_name(host: str) -> x509.GeneralName:
+    """``host`` as a subject alternative name: an IP literal, else an ASCII DNS name (else ValueError)."""
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    if len(host) > 253 or not all(_DNS_LABEL.fullmatch(label) for label in host.split(".")):
+        raise ValueError(f"not a DNS name or IP address: {host!r}")
+    return x509.DNSName(host)
 
 
 def _name(common_name: str) -> x509.Name:
@@ -88,12 +103,7 @@ def generate(directory: Path, hostnames: tuple[str, ...] = ("localhost", "127.0.
         .sign(ca_key, hashes.SHA256())
     )
     server_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    alt_names: list[x509.GeneralName] = []
-    for host in hostnames:
-        try:
-            alt_names.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            alt_names.append(x509.DNSName(host))
+    alt_names = [alt_name(host) for host in hostnames]
     server_cert = (
         x509.CertificateBuilder()
         .subject_name(_name(hostnames[0]))
