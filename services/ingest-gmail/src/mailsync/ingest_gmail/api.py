@@ -1,4 +1,4 @@
-"""HTTP API of ingest-gmail: the connection lifecycle, the sender's access-token API, and Pub/Sub push.
+"""HTTP API of ingest-gmail: connection lifecycle, stored content, the sender's access tokens, Pub/Sub push.
 
 See docs/ingest-gmail.md for the full contract. Errors are ``{"error": "<code>", "message": ...}`` with the
 status of the :class:`~mailsync.ingest_gmail.handlers.connections.LifecycleError` raised.
@@ -14,6 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
+from mailsync.common.blob_api import add_download_route
+from mailsync.common.blobs import BlobStore
 from mailsync.common.delivery import TransientError
 from mailsync.common.http_api import bearer_matches, error_response
 from mailsync.ingest_gmail.adapters.push_verifier import PushVerifier
@@ -26,6 +28,11 @@ from mailsync.ingest_gmail.metrics import PUSH_ENDPOINT, IngestMetrics
 logger = logging.getLogger(__name__)
 
 _MAX_ID = 256
+
+
+def add_blob_routes(app: web.Application, blobs: BlobStore, *, api_token: str | None) -> None:
+    """Mount ``GET /v1/blobs/{blob_id}``: the content of the `BlobRef`s this service's messages carry."""
+    add_download_route(app, blobs, api_token=api_token)
 
 
 def add_routes(

@@ -57,6 +57,7 @@ def create_app(settings: Settings) -> web.Application:
         quota_units=metrics.quota_units,
     )
     connections = ConnectionStore(database)
+    blobs = BlobStore(database, "gmail_blobs")
     mailboxes = MailboxStore(database)
 
     runtime.scrape_hooks.append(_connections_gauge(connections, metrics, settings.service_name))
@@ -94,7 +95,7 @@ def create_app(settings: Settings) -> web.Application:
     sync = MailboxSync(
         connections=connections,
         mailboxes=mailboxes,
-        blobs=BlobStore(database, "gmail_blobs"),
+        blobs=blobs,
         gmail=gmail,
         credentials=credentials,
         publisher=runtime.publisher,
@@ -142,10 +143,12 @@ def create_app(settings: Settings) -> web.Application:
 
     app = create_service_app(runtime, setup=setup)
     app[MAINTENANCE] = maintenance
+    api_token = settings.api_token.get_secret_value() if settings.api_token else None
+    api.add_blob_routes(app, blobs, api_token=api_token)
     api.add_routes(
         app,
         manager,
-        api_token=settings.api_token.get_secret_value() if settings.api_token else None,
+        api_token=api_token,
         internal_token=settings.internal_api_token.get_secret_value()
         if settings.internal_api_token
         else None,

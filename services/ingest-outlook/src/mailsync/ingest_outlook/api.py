@@ -1,4 +1,4 @@
-"""HTTP API of ingest-outlook: the connection lifecycle, the sender's access-token API, and Graph webhooks.
+"""HTTP API of ingest-outlook: the connection lifecycle, stored content, the sender's access tokens, webhooks.
 
 See docs/ingest-outlook.md for the full contract. Lifecycle errors are ``{"error": "<code>", "message": ...}``
 with the status of the :class:`~mailsync.ingest_outlook.handlers.connections.LifecycleError`; the internal
@@ -16,6 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
+from mailsync.common.blob_api import add_download_route
+from mailsync.common.blobs import BlobStore
 from mailsync.common.delivery import TransientError
 from mailsync.common.http_api import bearer_matches, error_response
 from mailsync.ingest_outlook.domain.connections import Connection
@@ -32,6 +34,11 @@ _MAX_ID = 256
 _MAX_NOTIFICATION_BYTES = 1024 * 1024
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def add_blob_routes(app: web.Application, blobs: BlobStore, *, api_token: str | None) -> None:
+    """Mount ``GET /v1/blobs/{blob_id}``: the content of the `BlobRef`s this service's messages carry."""
+    add_download_route(app, blobs, api_token=api_token)
 
 
 def add_routes(

@@ -75,6 +75,7 @@ def create_app(settings: Settings) -> web.Application:
         quota_requests=metrics.quota_requests,
     )
     connections = ConnectionStore(database)
+    blobs = BlobStore(database, "outlook_blobs")
     mailboxes = MailboxStore(database)
     runtime.scrape_hooks.append(_connections_gauge(connections, metrics, settings.service_name))
     credentials = Credentials(
@@ -117,7 +118,7 @@ def create_app(settings: Settings) -> web.Application:
     sync = MailboxSync(
         connections=connections,
         mailboxes=mailboxes,
-        blobs=BlobStore(database, "outlook_blobs"),
+        blobs=blobs,
         graph=graph,
         credentials=credentials,
         subscriptions=subscriptions,
@@ -167,10 +168,12 @@ def create_app(settings: Settings) -> web.Application:
     app[CONNECTIONS] = connections
     app[SYNC] = sync
     app[WATCHDOG] = watchdog
+    api_token = settings.api_token.get_secret_value() if settings.api_token else None
+    api.add_blob_routes(app, blobs, api_token=api_token)
     api.add_routes(
         app,
         manager,
-        api_token=settings.api_token.get_secret_value() if settings.api_token else None,
+        api_token=api_token,
         internal_token=settings.internal_api_token.get_secret_value()
         if settings.internal_api_token
         else None,

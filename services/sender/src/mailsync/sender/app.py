@@ -9,6 +9,7 @@ from aiohttp import web
 
 from mailsync.common.contracts import SEND_RESULTS, Address, Provider
 from mailsync.common.service import create_runtime, create_service_app
+from mailsync.sender import api
 from mailsync.sender.adapters.access_tokens import IngestAccessTokens
 from mailsync.sender.adapters.blob_store import GridFsBlobStore
 from mailsync.sender.adapters.connection_store import ConnectionStore
@@ -41,10 +42,11 @@ def create_app(settings: Settings) -> web.Application:
         "outlook": settings.ingest_outlook_url,
     }
     records = SendRecordStore(database)
+    blobs = GridFsBlobStore(database, settings.blob_bucket)
     attempts = Attempts(
         records=records,
         ledger=QuotaLedger(database),
-        blobs=GridFsBlobStore(database, settings.blob_bucket),
+        blobs=blobs,
         retrier=Retrier(
             RetrySchedule(
                 max_attempts=settings.send_max_attempts,
@@ -107,4 +109,11 @@ def create_app(settings: Settings) -> web.Application:
         await sender.ensure_indexes()
         yield
 
-    return create_service_app(runtime, setup=[session, indexes])
+    app = create_service_app(runtime, setup=[session, indexes])
+    api.add_routes(
+        app,
+        blobs,
+        api_token=settings.api_token.get_secret_value() if settings.api_token else None,
+        max_upload_bytes=settings.upload_max_bytes(),
+    )
+    return app

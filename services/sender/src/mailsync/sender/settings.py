@@ -6,6 +6,10 @@ from pydantic import Field, SecretStr
 
 from mailsync.common.settings import ServiceSettings
 from mailsync.sender.domain import OUTLOOK_REFERENCE_TYPES, AttachmentPolicy
+from mailsync.sender.domain.policies import GMAIL_MAX_ATTACHMENT_BYTES, MB
+
+GRAPH_MAX_ATTACHMENT_BYTES = 150 * MB
+"""Largest attachment Graph upload sessions take: what an uncapped Outlook route can send."""
 
 
 class Settings(ServiceSettings):
@@ -121,6 +125,27 @@ class Settings(ServiceSettings):
         default="blobs",
         description="GridFS bucket (in `mongodb_database`) holding stored bodies/attachments.",
     )
+    api_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Bearer token of the attachment upload API (the CRM backend); unset leaves it open (local only)."
+        ),
+    )
+    attachment_upload_max_bytes: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Largest upload `POST /v1/attachments` takes (413 above it); null: the largest attachment a "
+            "route can send, Gmail's 25 MB or the Outlook cap if larger (150 MB when that is null)."
+        ),
+    )
+
+    def upload_max_bytes(self) -> int:
+        """The upload cap these settings describe."""
+        if self.attachment_upload_max_bytes is not None:
+            return self.attachment_upload_max_bytes
+        outlook = self.outlook_attachment_max_bytes
+        return max(GMAIL_MAX_ATTACHMENT_BYTES, GRAPH_MAX_ATTACHMENT_BYTES if outlook is None else outlook)
 
     def outlook_policy(self) -> AttachmentPolicy:
         """The O3/S5 policy these settings describe."""
