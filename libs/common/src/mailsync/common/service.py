@@ -22,13 +22,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 from faststream.kafka import KafkaBroker
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from pymongo import AsyncMongoClient
 
 from mailsync.common.kafka import EventPublisher, create_broker, refresh_consumer_lag
@@ -175,6 +175,23 @@ def throttled(hook: ScrapeHook, min_interval_seconds: float) -> ScrapeHook:
         await hook()
 
     return run
+
+
+CONNECTIONS_GAUGE_SECONDS = 60.0
+"""How stale `mailsync_connections` may be: counting connections by state is a database query."""
+
+
+def connections_gauge(
+    count_by_status: Callable[[], Awaitable[Mapping[str, int]]], gauge: Gauge, service: str
+) -> ScrapeHook:
+    """A scrape hook setting `gauge` (`mailsync_connections`) to the connections per state, at most once a
+    minute."""
+
+    async def count() -> None:
+        for state, number in (await count_by_status()).items():
+            gauge.labels(service, state).set(number)
+
+    return throttled(count, CONNECTIONS_GAUGE_SECONDS)
 
 
 async def _run_check(check: ReadinessCheck) -> bool:

@@ -12,11 +12,10 @@ from aiohttp import web
 from mailsync.common.blobs import BlobStore
 from mailsync.common.contracts import CONNECTIONS_CHANGED, MAILBOX_CHANGED, MESSAGES_INGESTED
 from mailsync.common.service import (
-    ScrapeHook,
     SetupContext,
+    connections_gauge,
     create_runtime,
     create_service_app,
-    throttled,
 )
 from mailsync.common.telemetry import root_span
 from mailsync.common.token_cipher import TokenCipher, decode_key
@@ -60,7 +59,9 @@ def create_app(settings: Settings) -> web.Application:
     blobs = BlobStore(database, "gmail_blobs")
     mailboxes = MailboxStore(database)
 
-    runtime.scrape_hooks.append(_connections_gauge(connections, metrics, settings.service_name))
+    runtime.scrape_hooks.append(
+        connections_gauge(connections.count_by_status, metrics.shared.connections, settings.service_name)
+    )
     now = utc_now_ms
     credentials = Credentials(
         connections=connections,
@@ -185,18 +186,6 @@ def _pulling(
         await pull.stop()
 
     return pulling
-
-
-CONNECTIONS_GAUGE_SECONDS = 60.0
-"""How stale `mailsync_connections` may be: counting connections by state is a database query."""
-
-
-def _connections_gauge(connections: ConnectionStore, metrics: IngestMetrics, service: str) -> ScrapeHook:
-    async def count() -> None:
-        for state, count in (await connections.count_by_status()).items():
-            metrics.shared.connections.labels(service, state).set(count)
-
-    return throttled(count, CONNECTIONS_GAUGE_SECONDS)
 
 
 MAINTENANCE = web.AppKey("maintenance", Maintenance)

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from mailsync.common.blobs import BlobStore
 from mailsync.common.contracts import CONNECTIONS_CHANGED, MAILBOX_CHANGED, MESSAGES_INGESTED
-from mailsync.common.service import ScrapeHook, create_runtime, create_service_app, throttled
+from mailsync.common.service import connections_gauge, create_runtime, create_service_app
 from mailsync.common.token_cipher import TokenCipher, decode_key
 from mailsync.ingest_outlook import api
 from mailsync.ingest_outlook.adapters.connection_store import ConnectionStore
@@ -77,7 +77,9 @@ def create_app(settings: Settings) -> web.Application:
     connections = ConnectionStore(database)
     blobs = BlobStore(database, "outlook_blobs")
     mailboxes = MailboxStore(database)
-    runtime.scrape_hooks.append(_connections_gauge(connections, metrics, settings.service_name))
+    runtime.scrape_hooks.append(
+        connections_gauge(connections.count_by_status, metrics.shared.connections, settings.service_name)
+    )
     credentials = Credentials(
         connections=connections,
         identity=identity,
@@ -181,15 +183,3 @@ def create_app(settings: Settings) -> web.Application:
     )
     api.add_webhook_routes(app, intake, metrics)
     return app
-
-
-CONNECTIONS_GAUGE_SECONDS = 60.0
-"""How stale `mailsync_connections` may be: counting connections by state is a database query."""
-
-
-def _connections_gauge(connections: ConnectionStore, metrics: IngestMetrics, service: str) -> ScrapeHook:
-    async def count() -> None:
-        for state, count in (await connections.count_by_status()).items():
-            metrics.shared.connections.labels(service, state).set(count)
-
-    return throttled(count, CONNECTIONS_GAUGE_SECONDS)
