@@ -26,7 +26,7 @@ COMPOSE = REPO / "deploy" / "compose.yaml"
 SERVICES = {"ingest-gmail": 8081, "ingest-outlook": 8082, "router": 8083, "sender": 8084}
 # The variable through which each Outlook-using service trusts an extra CA; the sender has no setting of its
 # own, so OpenSSL's default bundle (which its aiohttp session verifies against) is pointed at the sandbox CA.
-GRAPH_CA_VARIABLES = {"ingest-outlook": "MAILSYNC_CA_FILE", "sender": "SSL_CERT_FILE"}
+GRAPH_CA_VARIABLES = {"ingest-outlook": "MAILSYNC_CA_FILE", "sender": "MAILSYNC_CA_FILE"}
 GRAPH_URL_VARIABLES = {
     "ingest-outlook": ("MAILSYNC_AUTHORITY", "MAILSYNC_GRAPH_URL"),
     "sender": ("MAILSYNC_GRAPH_API_URL",),

@@ -296,7 +296,7 @@ class Product:
                 "MAILSYNC_INGEST_GMAIL_URL": e.ingest_gmail_url,
                 "MAILSYNC_INGEST_OUTLOOK_URL": e.ingest_outlook_url,
                 "MAILSYNC_GMAIL_API_URL": e.gmail_sandbox_url,
-                # The sender has no CA setting; the sandbox serves Graph over plain HTTP as well.
+                # The sandbox serves Graph over plain HTTP as well, which spares the sender its CA here.
                 "MAILSYNC_GRAPH_API_URL": e.graph_sandbox_http_url,
                 "MAILSYNC_SMTP_HOST": LOOPBACK,
                 "MAILSYNC_SMTP_PORT": str(e.smtp_port),

@@ -36,7 +36,7 @@ def create_app(settings: Settings) -> web.Application:
     """Build the service; nothing connects until the application starts."""
     runtime = create_runtime(settings)
     database = runtime.mongo[settings.mongodb_database]
-    http = HttpSession()  # opened by the `session` context below, on the running loop
+    http = HttpSession(settings.ca_file)  # opened by the `session` context below, on the running loop
     base_urls: dict[Provider, str] = {
         "gmail": settings.ingest_gmail_url,
         "outlook": settings.ingest_outlook_url,

@@ -44,6 +44,10 @@ class Settings(ServiceSettings):
         default="https://graph.microsoft.com",
         description="Root of Microsoft Graph (a sandbox's URL locally).",
     )
+    ca_file: str | None = Field(
+        default=None,
+        description="Extra CA bundle trusted besides the system's for provider APIs (a sandbox's local CA).",
+    )
     outlook_attachment_max_bytes: int | None = Field(
         default=3 * 1024 * 1024,
         ge=0,
