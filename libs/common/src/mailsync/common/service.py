@@ -20,9 +20,10 @@ on `runtime.broker` and its routes, then returns `create_service_app(runtime, ..
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,6 +176,19 @@ def throttled(hook: ScrapeHook, min_interval_seconds: float) -> ScrapeHook:
         await hook()
 
     return run
+
+
+def background_task(run: Callable[[], Coroutine[Any, Any, None]]) -> SetupContext:
+    """A setup context running `run()` as a task while the service runs, cancelled on shutdown."""
+
+    async def context(_: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(run())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return context
 
 
 CONNECTIONS_GAUGE_SECONDS = 60.0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -13,6 +11,7 @@ from mailsync.common.blobs import BlobStore
 from mailsync.common.contracts import CONNECTIONS_CHANGED, MAILBOX_CHANGED, MESSAGES_INGESTED
 from mailsync.common.service import (
     SetupContext,
+    background_task,
     connections_gauge,
     create_runtime,
     create_service_app,
@@ -130,13 +129,7 @@ def create_app(settings: Settings) -> web.Application:
         yield
         await gmail.close()
 
-    async def background(_: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(maintenance.run(settings.maintenance_interval_seconds))
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
+    background = background_task(lambda: maintenance.run(settings.maintenance_interval_seconds))
     setup: list[SetupContext] = [storage, background]
 
     if settings.notification_mode == "pull" and settings.pubsub_subscription:

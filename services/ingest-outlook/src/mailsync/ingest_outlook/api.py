@@ -7,10 +7,8 @@ access-token API answers exactly ``{"error": "<code>"}``.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +17,16 @@ from aiohttp import web
 from mailsync.common.blob_api import add_download_route
 from mailsync.common.blobs import BlobStore
 from mailsync.common.delivery import TransientError
-from mailsync.common.http_api import bearer_matches, error_response
+from mailsync.common.http_api import (
+    Handler,
+    bearer_matches,
+    error_response,
+    handled,
+    iso_utc,
+    json_object,
+    optional_str,
+    valid_id,
+)
 from mailsync.ingest_outlook.domain.connections import Connection
 from mailsync.ingest_outlook.domain.notifications import MalformedNotificationError, decode_notifications
 from mailsync.ingest_outlook.handlers.connections import ConnectionManager, LifecycleError
@@ -30,10 +37,7 @@ logger = logging.getLogger(__name__)
 
 NOTIFICATIONS_PATH = "/v1/graph/notifications"
 LIFECYCLE_PATH = "/v1/graph/lifecycle"
-_MAX_ID = 256
 _MAX_NOTIFICATION_BYTES = 1024 * 1024
-
-Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 def add_blob_routes(app: web.Application, blobs: BlobStore, *, api_token: str | None) -> None:
@@ -59,12 +63,12 @@ def add_routes(
     async def authorize(request: web.Request) -> web.Response:
         if denied := guard(request):
             return denied
-        body = await _json(request)
+        body = await json_object(request)
         subaccount_id, user_id = body.get("subaccount_id"), body.get("user_id")
-        if not _valid_id(subaccount_id) or not _valid_id(user_id):
+        if not valid_id(subaccount_id) or not valid_id(user_id):
             return error_response(400, "invalid_request", "subaccount_id and user_id are required strings")
         url = await manager.start_authorization(
-            str(subaccount_id), str(user_id), _optional_str(body.get("login_hint"))
+            str(subaccount_id), str(user_id), optional_str(body.get("login_hint"))
         )
         return web.json_response({"authorization_url": url})
 
@@ -90,9 +94,9 @@ def add_routes(
     async def update_email(request: web.Request) -> web.Response:
         if denied := guard(request):
             return denied
-        body = await _json(request)
+        body = await json_object(request)
         url = await manager.start_update_email(
-            request.match_info["connection_id"], _optional_str(body.get("login_hint"))
+            request.match_info["connection_id"], optional_str(body.get("login_hint"))
         )
         return web.json_response({"authorization_url": url})
 
@@ -122,19 +126,19 @@ def add_routes(
                 "email_address": connection.email_address,
                 "status": connection.status,
                 "access_token": grant.token.token,
-                "expires_at": _iso(grant.token.expires_at),
+                "expires_at": iso_utc(grant.token.expires_at),
                 "daily_send_limit": daily_send_limit,
             },
             headers={"Cache-Control": "no-store"},
         )
 
-    app.router.add_post("/v1/connections/authorize", _handled(authorize))
-    app.router.add_post("/v1/oauth/callback", _handled(callback))
-    app.router.add_get("/v1/oauth/callback", _handled(callback))
-    app.router.add_get("/v1/connections/{connection_id}", _handled(status))
-    app.router.add_post("/v1/connections/{connection_id}/update-email", _handled(update_email))
-    app.router.add_post("/v1/connections/{connection_id}/disconnect", _handled(disconnect))
-    app.router.add_post("/internal/v1/connections/{connection_id}/access-token", _handled(access_token))
+    app.router.add_post("/v1/connections/authorize", handled(authorize))
+    app.router.add_post("/v1/oauth/callback", handled(callback))
+    app.router.add_get("/v1/oauth/callback", handled(callback))
+    app.router.add_get("/v1/connections/{connection_id}", handled(status))
+    app.router.add_post("/v1/connections/{connection_id}/update-email", handled(update_email))
+    app.router.add_post("/v1/connections/{connection_id}/disconnect", handled(disconnect))
+    app.router.add_post("/internal/v1/connections/{connection_id}/access-token", handled(access_token))
 
 
 def add_webhook_routes(app: web.Application, intake: NotificationIntake, metrics: IngestMetrics) -> None:
@@ -176,18 +180,6 @@ def add_webhook_routes(app: web.Application, intake: NotificationIntake, metrics
     app.router.add_post(LIFECYCLE_PATH, endpoint("lifecycle"))
 
 
-def _handled(handler: Handler) -> Handler:
-    async def wrapped(request: web.Request) -> web.Response:
-        try:
-            return await handler(request)
-        except LifecycleError as error:
-            return error_response(error.status, error.code, error.message, **error.details)
-        except TransientError as error:
-            return error_response(503, "provider_unavailable", str(error))
-
-    return wrapped
-
-
 def _connection_response(
     connection: Connection,
     last_synced_at: datetime | None,
@@ -204,35 +196,11 @@ def _connection_response(
         "mailbox_id": connection.mailbox_id,
         "email_address": connection.email_address,
         "status": connection.status,
-        "connected_at": _iso(connection.connected_at),
-        "last_synced_at": _iso(last_synced_at) if last_synced_at else None,
+        "connected_at": iso_utc(connection.connected_at),
+        "last_synced_at": iso_utc(last_synced_at) if last_synced_at else None,
         "daily_send_limit": daily_send_limit,
         "reason": connection.reason,
     }
     if change is not None:
         body["change"] = change
     return web.json_response(body, status=status)
-
-
-async def _json(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    try:
-        value = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise LifecycleError(400, "invalid_json", "the body must be a JSON object") from None
-    if not isinstance(value, dict):
-        raise LifecycleError(400, "invalid_json", "the body must be a JSON object")
-    return value
-
-
-def _valid_id(value: Any) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= _MAX_ID
-
-
-def _optional_str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")

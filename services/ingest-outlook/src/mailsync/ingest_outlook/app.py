@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from urllib.parse import urljoin
@@ -12,7 +10,7 @@ from aiohttp import web
 
 from mailsync.common.blobs import BlobStore
 from mailsync.common.contracts import CONNECTIONS_CHANGED, MAILBOX_CHANGED, MESSAGES_INGESTED
-from mailsync.common.service import connections_gauge, create_runtime, create_service_app
+from mailsync.common.service import background_task, connections_gauge, create_runtime, create_service_app
 from mailsync.common.token_cipher import TokenCipher, decode_key
 from mailsync.ingest_outlook import api
 from mailsync.ingest_outlook.adapters.connection_store import ConnectionStore
@@ -158,13 +156,7 @@ def create_app(settings: Settings) -> web.Application:
         yield
         await graph.close()
 
-    async def maintenance(_: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(maintenance_loop.run(settings.maintenance_interval_seconds))
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
+    maintenance = background_task(lambda: maintenance_loop.run(settings.maintenance_interval_seconds))
     app = create_service_app(runtime, setup=[storage, maintenance])
     app[SUBSCRIPTIONS] = subscriptions
     app[CONNECTIONS] = connections

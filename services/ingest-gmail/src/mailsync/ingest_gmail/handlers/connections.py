@@ -18,10 +18,10 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 from urllib.parse import urlencode
 
 from mailsync.common.contracts import MAILBOX_CHANGED, ConnectionChange, MailboxChanged
+from mailsync.common.http_api import ApiError
 from mailsync.common.kafka import EventPublisher
 from mailsync.common.token_cipher import TokenCipher
 from mailsync.ingest_gmail.adapters.connection_store import (
@@ -47,15 +47,8 @@ from mailsync.ingest_gmail.metrics import IngestMetrics
 logger = logging.getLogger(__name__)
 
 
-class LifecycleError(Exception):
-    """A lifecycle request refused: ``status`` (HTTP), ``code`` (stable), ``message`` (for humans)."""
-
-    def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
-        super().__init__(f"{code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-        self.details = details
+class LifecycleError(ApiError):
+    """A refused lifecycle request (HTTP `status`, stable `code`, human `message`, extra fields)."""
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from typing import Any
 
 from mailsync.common.contracts import MAILBOX_CHANGED, MailboxChanged, MailboxChangeSource
 from mailsync.common.delivery import TransientError
+from mailsync.common.http_api import ApiError
 from mailsync.common.kafka import EventPublisher
 from mailsync.common.token_cipher import TokenCipher, TokenKeyError
 from mailsync.ingest_outlook.adapters.connection_store import ConnectionStore
@@ -51,15 +52,8 @@ from mailsync.ingest_outlook.handlers.subscriptions import Subscriptions
 logger = logging.getLogger(__name__)
 
 
-class LifecycleError(Exception):
-    """A refused lifecycle request: HTTP `status`, error `code`, human `message`, extra fields."""
-
-    def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.details = details
+class LifecycleError(ApiError):
+    """A refused lifecycle request (HTTP `status`, stable `code`, human `message`, extra fields)."""
 
 
 @dataclass(frozen=True)
