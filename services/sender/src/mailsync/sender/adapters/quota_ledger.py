@@ -5,9 +5,10 @@ Collection `quota_ledger`, one document per connection and quota day (`_id` = `<
 requires `count < limit` and that this request holds no reservation yet, incrementing `count` and adding the
 request id in the same atomic document update; so concurrent senders (any number of processes) can never
 pass the limit, and a redelivered command never counts twice. Release is the reverse update, conditional on
-the request holding a reservation, so it is idempotent too. Reservations asked for concurrently go to
-MongoDB as one bulk of those same conditional updates, each still atomic on its own. Documents expire
-(TTL) a few days after their day.
+the request holding a reservation, so it is idempotent too. Reservations asked for concurrently
+are made together: one conditional update per day counts all of that day's requests at once, when the day has
+room for all of them and holds none of them yet, still one atomic document update. Documents expire (TTL) a
+few days after their day.
 """
 
 from __future__ import annotations
@@ -64,21 +65,20 @@ class QuotaLedger:
         return await self._reservations.submit(_Ask(key, request_id, limit, expires_at))
 
     async def _reserve_all(self, asks: list[_Ask]) -> list[Reservation]:
-        """One bulk of the reservation updates (without upsert); when one did not match (a new day, a full
-        day, a redelivery), each is made again alone, which is idempotent, to learn its outcome."""
-        updates = [
-            UpdateOne(
-                {"_id": ask.key, "count": {"$lt": ask.limit}, "request_ids": {"$ne": ask.request_id}},
-                {
-                    "$inc": {"count": 1},
-                    "$push": {"request_ids": ask.request_id},
-                    "$set": {"limit": ask.limit},
-                },
-            )
-            for ask in asks
-        ]
-        written = await self._ledger.bulk_write(updates, ordered=False)
-        if written.matched_count == len(updates):
+        """Reserve `asks` with one conditional update per ledger day they name; a day whose update did not
+        match (a new day, too little room, a redelivery) has each of its asks made again alone, which is
+        idempotent, to learn its outcome."""
+        days: dict[tuple[str, int], list[str]] = {}
+        for ask in asks:
+            days.setdefault((ask.key, ask.limit), [])
+            if ask.request_id not in days[(ask.key, ask.limit)]:
+                days[(ask.key, ask.limit)].append(ask.request_id)
+        groups = [(key, limit, request_ids) for (key, limit), request_ids in days.items()]
+        written = await self._ledger.bulk_write(
+            [_reserve_together(key, limit, request_ids) for key, limit, request_ids in groups],
+            ordered=False,
+        )
+        if written.matched_count == len(groups):
             return [Reservation.RESERVED] * len(asks)
         return [await self._reserve_one(ask) for ask in asks]
 
@@ -121,3 +121,16 @@ class QuotaLedger:
         """How many sends are counted on `key`."""
         document = await self._ledger.find_one({"_id": key}, {"count": 1})
         return int(document["count"]) if document else 0
+
+
+def _reserve_together(key: str, limit: int, request_ids: list[str]) -> UpdateOne:
+    """One atomic update counting all of `request_ids` on `key`, matching only when the day exists, has room
+    for all of them and holds a reservation for none."""
+    return UpdateOne(
+        {"_id": key, "count": {"$lte": limit - len(request_ids)}, "request_ids": {"$nin": request_ids}},
+        {
+            "$inc": {"count": len(request_ids)},
+            "$push": {"request_ids": {"$each": request_ids}},
+            "$set": {"limit": limit},
+        },
+    )

@@ -2,11 +2,11 @@
 
 Collection `send_requests`, `_id` = `request_id`. A record moves through three states:
 
-* `received`: the command was claimed; nothing was attempted. `quota_key` is fixed here once a mailbox send
-  reserves quota, so a redelivery reserves (and releases) against the same ledger day.
+* `received`: the command was claimed; nothing was attempted.
 * `attempting`: leased to one sender instance (`attempt_owner`, until `attempt_until`); the provider call may
-  have happened (`route`, `connection_id`, `mailbox_id` and, for Outlook,
-  the draft's `internet_message_id` say where). A redelivery in this state first looks for the email's
+  have happened (`route`, `connection_id`, `mailbox_id` and, for Outlook, the draft's `internet_message_id`
+  say where; `quota_key` is the ledger day a mailbox send reserved on, so a redelivery reserves and releases
+  on that same day). A redelivery in this state first looks for the email's
   Message-ID in the mailbox.
 * `completed`: `result` holds the `SendCompleted` (as JSON); every later delivery republishes it unchanged.
 
@@ -66,7 +66,6 @@ class SendRecordStore:
 
     def __init__(self, database: AsyncDatabase[Document]) -> None:
         self._records = database["send_requests"]
-        self._quota_keys = Coalescer(self._fix_quota_keys)
         self._journal = Coalescer(self._write_journal)
 
     async def ensure_indexes(self) -> None:
@@ -97,23 +96,6 @@ class SendRecordStore:
             records.setdefault(request_id, _record({"_id": request_id, "state": "received"}))
         return records
 
-    async def fix_quota_key(self, request_id: str, quota_key: str) -> str:
-        """The ledger key this request counts against: `quota_key` unless one was fixed before.
-
-        Concurrent calls go to MongoDB together (one bulk write, see `Coalescer`)."""
-        return await self._quota_keys.submit((request_id, quota_key))
-
-    async def _fix_quota_keys(self, keys: list[tuple[str, str]]) -> list[str]:
-        updates = [
-            UpdateOne({"_id": request_id, "quota_key": None}, {"$set": {"quota_key": quota_key}})
-            for request_id, quota_key in keys
-        ]
-        written = await self._records.bulk_write(updates, ordered=False)
-        if written.matched_count == len(updates):
-            return [quota_key for _, quota_key in keys]
-        stored = {r.request_id: r.quota_key for r in await self._find([request_id for request_id, _ in keys])}
-        return [stored.get(request_id) or quota_key for request_id, quota_key in keys]
-
     async def mark_attempting(
         self,
         request_id: str,
@@ -125,12 +107,14 @@ class SendRecordStore:
         at: datetime,
         lease_until: datetime,
         internet_message_id: str | None = None,
+        quota_key: str | None = None,
     ) -> None:
         """Journal that the provider is about to be called (before the call), leased to `owner` until
         `lease_until`.
 
         `internet_message_id` is the provider-assigned Message-ID of an Outlook draft, by which a redelivery
-        finds the send. Raises `AttemptLeasedError` while another owner's lease is running: a second
+        finds the send; `quota_key` the ledger day holding the send's reservation, on which a redelivery
+        reserves and releases. Raises `AttemptLeasedError` while another owner's lease is running: a second
         consumer (e.g. after a rebalance) must not call the provider for the same request meanwhile.
         Concurrent calls go to MongoDB together (one bulk write, see `Coalescer`).
         """
@@ -145,6 +129,8 @@ class SendRecordStore:
         }
         if internet_message_id is not None:
             journal["internet_message_id"] = internet_message_id
+        if quota_key is not None:
+            journal["quota_key"] = quota_key
         if not await self._journal.submit(_Journal(request_id, owner, at, journal)):
             raise AttemptLeasedError(request_id)
 

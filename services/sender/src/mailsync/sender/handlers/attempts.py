@@ -87,6 +87,7 @@ class Attempts:
                 at=now,
                 lease_until=now + self.attempt_lease,
                 internet_message_id=internet_message_id,
+                quota_key=progress.quota_key,
             )
         except AttemptLeasedError as error:
             raise TransientError(f"another sender instance is sending {request_id}") from error

@@ -6,8 +6,10 @@ the command's answer.
   disconnected after the read model last heard of it (C5), so the command goes through the subaccount
   provider instead; `invalid_grant` answers `connection_needs_reauth` (C6).
 * The quota reservation (S3) is made after every check that can refuse the command and before the provider
-  call, against the quota day fixed in the request's record on its first reservation (a redelivery after
-  midnight reserves and releases on the same day). It is released whenever the send ends `failed`.
+  call, on the current quota day; the attempt journal records that day, so a redelivery of an attempted send
+  after midnight reserves (idempotently) and releases on the same day. A delivery that reserved and stopped
+  before its journal leaves a count on a day that has ended if it is redelivered after midnight; it can
+  never refuse a send. The reservation is released whenever the send ends `failed`.
 """
 
 from __future__ import annotations
@@ -65,11 +67,10 @@ class MailboxAccess:
         self, command: SendEmail, connection: MailboxConnection, limit: int, progress: Progress
     ) -> SendCompleted | None:
         """Count the send against its connection's quota day (S3); the refusal when the day is used up."""
-        records, ledger = self.attempts.records, self.attempts.ledger
-        today = quota_day(self.attempts.clock())
-        progress.quota_key = await records.fix_quota_key(
-            command.request_id, ledger.key(connection.connection_id, today.key)
-        )
+        ledger = self.attempts.ledger
+        if progress.quota_key is None:
+            today = quota_day(self.attempts.clock())
+            progress.quota_key = ledger.key(connection.connection_id, today.key)
         day = quota_day_named(progress.quota_key.rpartition("|")[2])
         started = time.perf_counter()
         reservation = await ledger.reserve(
