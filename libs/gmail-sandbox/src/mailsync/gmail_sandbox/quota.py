@@ -59,6 +59,7 @@ class QuotaLedger:
     def __init__(self, units_per_minute: int = 15_000) -> None:
         self.units_per_minute = units_per_minute
         self._spent: dict[str, deque[tuple[float, int]]] = defaultdict(deque)
+        self._used: dict[str, int] = defaultdict(int)  # the units in each user's window, kept with it
 
     def charge(self, user: str, units: int, now: float) -> None:
         """Charge ``units`` to ``user``; nothing is charged when the request is refused.
@@ -68,8 +69,8 @@ class QuotaLedger:
         """
         spent = self._spent[user]
         while spent and spent[0][0] <= now - WINDOW_SECONDS:
-            spent.popleft()
-        used = sum(units_spent for _, units_spent in spent)
+            self._used[user] -= spent.popleft()[1]
+        used = self._used[user]
         if used + units > self.units_per_minute:
             freed = 0
             retry_at = now + WINDOW_SECONDS
@@ -80,10 +81,12 @@ class QuotaLedger:
                     break
             raise user_rate_limit_exceeded(max(1, math.ceil(retry_at - now)))
         spent.append((now, units))
+        self._used[user] += units
 
     def reset(self) -> None:
         """Forget all spending."""
         self._spent.clear()
+        self._used.clear()
 
 
 class ConcurrencyLimiter:
