@@ -4,25 +4,31 @@ Two databases on the real MongoDB-wire server get the same directory and connect
 single `route_messages` call, the other routes the same messages one by one, reloading the facts from the
 database before each. The batch holds messages that depend on earlier ones of the same batch: a contact
 created from the BCC address (P6) who writes again, two messages of a new thread (G3 then G2), a reply found
-only through In-Reply-To (G2), the same message twice (D2) and an unknown sender (G1).
+only through In-Reply-To (G2), the same message twice (D2) and an unknown sender (G1). The batch's filings
+are announced and stored in parts (`Router.apply_part`); a redelivered batch announces nothing again.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import dataclasses
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from mailsync.common.contracts import (
+    CONVERSATION_MESSAGES_RECORDED,
     Address,
     ConnectionChanged,
     ContactUpserted,
+    ConversationMessageRecorded,
     MessageBody,
     MessageIngested,
     SubaccountUserUpserted,
 )
+from mailsync.common.kafka import EventPublisher
 from mailsync.common.mongo import Document
 from mailsync.common.service import ServiceRuntime, create_runtime
 from mailsync.router.adapters.connection_store import ConnectionStore
@@ -193,3 +199,37 @@ async def test_a_batch_is_routed_as_its_messages_one_at_a_time(
         f"{MAILBOX}|t-new-2|loc_a",
         f"{MAILBOX}|t-new|loc_a",
     ], "one link per new thread; the split reply was found by In-Reply-To and links nothing"
+
+
+@pytest.mark.parametrize("apply_part", [250, 2])
+async def test_a_batch_is_announced_once_and_its_redelivery_not_again(
+    make_router: Callable[[], AsyncIterator[tuple[Router, ServiceRuntime]]], apply_part: int
+) -> None:
+    """D2: every stored filing is announced exactly once, also when the batch is applied in parts of two
+    (the duplicate m3 falls in another part) and when the whole batch is delivered again: filings in a
+    thread linked before are looked up, and those are all stored by then."""
+    async for made, runtime in make_router():
+        publisher = AnnouncementsSeen(runtime.publisher)
+        router = dataclasses.replace(made, apply_part=apply_part, publisher=publisher)  # type: ignore[arg-type]
+        await router.route_messages(BATCH)
+        first = list(publisher.recorded)
+        await router.route_messages(BATCH)
+        again = publisher.recorded[len(first) :]
+        stored = (await state(runtime))["conversation_messages"]
+
+    assert sorted(first) == sorted(d["_id"] for d in stored)
+    assert len(first) == len(set(first)) == 5
+    assert again == [], "a redelivered batch announces nothing that is already stored"
+
+
+class AnnouncementsSeen:
+    """The real publisher, noting the message id of every `ConversationMessageRecorded` it publishes."""
+
+    def __init__(self, publisher: EventPublisher) -> None:
+        self._publisher = publisher
+        self.recorded: list[str] = []
+
+    async def publish_all(self, topic: str, events: Sequence[BaseModel]) -> None:
+        await self._publisher.publish_all(topic, events)
+        if topic == CONVERSATION_MESSAGES_RECORDED:
+            self.recorded.extend(e.message_id for e in events if isinstance(e, ConversationMessageRecorded))

@@ -74,7 +74,7 @@ async def insert_many_once(
     return len(result.inserted_ids)
 
 
-IN_CHUNK = 50
+IN_CHUNK = 25
 """Most values in one `$in`: some MongoDB-wire servers match `$in` in time quadratic in its length."""
 
 

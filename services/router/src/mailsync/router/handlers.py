@@ -69,6 +69,8 @@ class Router:
     attachment_policies: Mapping[Provider, AttachmentPolicy]
     freshness: ReadModelFreshness | None = None
     """When set, a decision not to sync is only final once the read models are current (see its module)."""
+    apply_part: int = 250
+    """Filings announced together; each part is stored while the next is announced."""
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     async def ensure_indexes(self) -> None:
@@ -198,26 +200,43 @@ class Router:
         """Create P6 contacts and first thread links, announce then store new filings, report skips.
 
         A filing already stored was announced before and is skipped; a crash between announcing and storing
-        announces it again on redelivery, under the same `event_id`. Contacts and links are written while
-        the filings are announced: both only have to be in place before the batch is committed.
+        announces it again on redelivery, under the same `event_id`. A filing that links its thread in its
+        subaccount for the first time cannot have been stored, so only the others are looked up: a filing
+        is stored after the link it created, and one that followed a link (its thread's, or a referenced
+        message's: filed messages are never deleted) finds that link again on redelivery. Contacts and
+        links are written while the filings are announced: both only have to be in place before the batch
+        is committed. The filings go in parts of `apply_part`, each stored while the next is announced.
         """
         filings = [
             (r, f, message_id_for(f.conversation_id, _key(r.message)))
             for r in routed
             for f in r.decision.filings
         ]
-        stored = await self.conversations.existing([message_id for _, _, message_id in filings])
-        pending: dict[str, tuple[Routed, Filing, ConversationMessageRecorded]] = {}
-        for r, f, message_id in filings:
-            if message_id not in stored and message_id not in pending:
-                pending[message_id] = (r, f, _recorded(message_id, r.message, f, now))
-        await asyncio.gather(
-            self._prepare(filings, now),
-            self.publisher.publish_all(CONVERSATION_MESSAGES_RECORDED, [e for _, _, e in pending.values()]),
+        stored = await self.conversations.existing(
+            [message_id for r, f, message_id in filings if f.subaccount_id not in r.new_links]
         )
-        await self.conversations.store_many(
-            [_document(i, r.message, f, e) for i, (r, f, e) in pending.items()]
-        )
+        announced: set[str] = set()
+        stores: list[asyncio.Future[int]] = []
+        try:
+            for start in range(0, len(filings), self.apply_part):
+                part = filings[start : start + self.apply_part]
+                pending = []
+                for r, f, message_id in part:
+                    if message_id not in stored and message_id not in announced:
+                        announced.add(message_id)
+                        pending.append((message_id, r, f, _recorded(message_id, r.message, f, now)))
+                await asyncio.gather(
+                    self._prepare(part, now),
+                    self.publisher.publish_all(CONVERSATION_MESSAGES_RECORDED, [e for *_, e in pending]),
+                )
+                documents = [_document(i, r.message, f, e) for i, r, f, e in pending]
+                stores.append(asyncio.ensure_future(self.conversations.store_many(documents)))
+            await asyncio.gather(*stores)
+        except BaseException:
+            for store in stores:
+                store.cancel()
+            await asyncio.gather(*stores, return_exceptions=True)
+            raise
         await self.publisher.publish_all(
             MESSAGES_NOT_SYNCED,
             [self._not_synced(r.message, skip) for r in routed for skip in r.decision.skips],
