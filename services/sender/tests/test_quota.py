@@ -53,11 +53,14 @@ async def test_s3_reservations_are_exact_across_clients_idempotent_and_released_
     clients: list[AsyncMongoClient[Document]] = [AsyncMongoClient(uri) for _ in range(4)]
     try:
         ledgers = [QuotaLedger(c[sending.settings.mongodb_database]) for c in clients]
+        await ledgers[0].ensure_indexes()  # as the sender does at start-up
         key = QuotaLedger.key("conn_ada", "2026-03-02")
         expires = datetime.now(UTC) + timedelta(days=3)
 
         async def reserve(n: int) -> Reservation:
-            return await ledgers[n % 4].reserve(key, f"req-{n % 60}", limit=50, expires_at=expires)
+            # The second delivery of a request goes to another client than the first.
+            ledger = ledgers[(n + n // 60) % 4]
+            return await ledger.reserve(key, f"req-{n % 60}", limit=50, expires_at=expires)
 
         # 60 distinct requests, each reserved twice (a redelivery), from four clients at once.
         outcomes = await asyncio.gather(*(reserve(n) for n in range(120)))
@@ -77,6 +80,17 @@ async def test_s3_reservations_are_exact_across_clients_idempotent_and_released_
         assert await restarted.used(key) == 49
         assert await restarted.reserve(key, "req-new", limit=50, expires_at=expires) is Reservation.RESERVED
         assert await restarted.reserve(key, "req-late", limit=50, expires_at=expires) is Reservation.EXHAUSTED
+
+        # With room left, 30 requests reserved through one client and delivered again through the others
+        # (each holding its own idea of the next free slot) still count once each.
+        roomy = QuotaLedger.key("conn_ada", "2026-03-03")
+        first = [ledgers[0].reserve(roomy, f"req-{n}", limit=500, expires_at=expires) for n in range(30)]
+        assert set(await asyncio.gather(*first)) == {Reservation.RESERVED}
+        again = [
+            ledgers[1 + n % 3].reserve(roomy, f"req-{n}", limit=500, expires_at=expires) for n in range(30)
+        ]
+        assert set(await asyncio.gather(*again)) == {Reservation.RESERVED}
+        assert await restarted.used(roomy) == 30
     finally:
         for client in clients:
             await client.close()

@@ -1,30 +1,37 @@
 """MongoDB: the per-connection daily send counter (S3), exact under concurrency and across restarts.
 
-Collection `quota_ledger`, one document per connection and quota day (`_id` = `<connection_id>|<day>`):
-`count` and the `request_ids` holding a reservation. A reservation is one `find_one_and_update` whose filter
-requires `count < limit` and that this request holds no reservation yet, incrementing `count` and adding the
-request id in the same atomic document update; so concurrent senders (any number of processes) can never
-pass the limit, and a redelivered command never counts twice. Release is the reverse update, conditional on
-the request holding a reservation, so it is idempotent too. Reservations asked for concurrently
-are made together: one conditional update per day counts all of that day's requests at once, when the day has
-room for all of them and holds none of them yet, still one atomic document update. Documents expire (TTL) a
-few days after their day.
+Collection `quota_reservations`: one document per send counted on a connection's quota day (the ledger key
+`<connection_id>|<day>`), in one of the day's numbered slots: `_id` = `<key>|<slot>` with `0 <= slot < limit`,
+and `day` (the key) and `request_id` unique together. A reservation is one insert, so it is
+
+* exact: a day has `limit` slots and a slot is one `_id`, so any number of concurrent senders, in any number
+  of processes, can never count more;
+* idempotent: a request holds at most one slot of a day; a redelivered command finds the one it holds;
+* crash-safe: the document was written or it was not; there is nothing to reconcile.
+
+Release deletes the request's slot (idempotent), which frees it for a later send. Each instance keeps the
+next slot to try per day (read from the day's highest slot on first use); a slot another instance took first
+(a duplicate `_id`) sends it to the highest slot again, and past the last slot it looks for the slots releases
+freed. Reservations asked for at the same time go to MongoDB as one unordered insert. Documents expire (TTL)
+a few days after their day.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
-from pymongo import UpdateOne
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 from mailsync.common.mongo import Document
 from mailsync.sender.adapters.coalescing import Coalescer
 
-_UPSERT_RACE_ATTEMPTS = 5
+_DUPLICATE_KEY = 11000
+_PLACEMENT_ROUNDS = 20
 
 
 class Reservation(Enum):
@@ -43,15 +50,17 @@ class _Ask:
 
 
 class QuotaLedger:
-    """The `quota_ledger` collection."""
+    """The `quota_reservations` collection."""
 
     def __init__(self, database: AsyncDatabase[Document]) -> None:
-        self._ledger = database["quota_ledger"]
+        self._slots = database["quota_reservations"]
+        self._next_slot: dict[str, int] = {}
         self._reservations = Coalescer(self._reserve_all)
 
     async def ensure_indexes(self) -> None:
-        """Expire ledger days once `expires_at` has passed."""
-        await self._ledger.create_index("expires_at", expireAfterSeconds=0)
+        """One slot per request and day; expire slots once `expires_at` has passed."""
+        await self._slots.create_index([("day", ASCENDING), ("request_id", ASCENDING)], unique=True)
+        await self._slots.create_index("expires_at", expireAfterSeconds=0)
 
     @staticmethod
     def key(connection_id: str, day: str) -> str:
@@ -64,73 +73,106 @@ class QuotaLedger:
         Concurrent calls go to MongoDB together (see `Coalescer`)."""
         return await self._reservations.submit(_Ask(key, request_id, limit, expires_at))
 
-    async def _reserve_all(self, asks: list[_Ask]) -> list[Reservation]:
-        """Reserve `asks` with one conditional update per ledger day they name; a day whose update did not
-        match (a new day, too little room, a redelivery) has each of its asks made again alone, which is
-        idempotent, to learn its outcome."""
-        days: dict[tuple[str, int], list[str]] = {}
-        for ask in asks:
-            days.setdefault((ask.key, ask.limit), [])
-            if ask.request_id not in days[(ask.key, ask.limit)]:
-                days[(ask.key, ask.limit)].append(ask.request_id)
-        groups = [(key, limit, request_ids) for (key, limit), request_ids in days.items()]
-        written = await self._ledger.bulk_write(
-            [_reserve_together(key, limit, request_ids) for key, limit, request_ids in groups],
-            ordered=False,
-        )
-        if written.matched_count == len(groups):
-            return [Reservation.RESERVED] * len(asks)
-        return [await self._reserve_one(ask) for ask in asks]
-
-    async def _reserve_one(self, ask: _Ask) -> Reservation:
-        key, request_id, limit = ask.key, ask.request_id, ask.limit
-        for _ in range(_UPSERT_RACE_ATTEMPTS):
-            try:
-                await self._ledger.find_one_and_update(
-                    {"_id": key, "count": {"$lt": limit}, "request_ids": {"$ne": request_id}},
-                    {
-                        "$inc": {"count": 1},
-                        "$push": {"request_ids": request_id},
-                        "$set": {"limit": limit},
-                        "$setOnInsert": {"expires_at": ask.expires_at},
-                    },
-                    upsert=True,
-                )
-            except DuplicateKeyError:
-                # The day exists and the filter did not match: full, already reserved, or a concurrent first
-                # upsert won the insert. Read it to tell which.
-                document = await self._ledger.find_one({"_id": key})
-                if document is None:
-                    continue
-                if request_id in document.get("request_ids", ()):
-                    return Reservation.RESERVED
-                if int(document.get("count", 0)) >= limit:
-                    return Reservation.EXHAUSTED
-                continue
-            return Reservation.RESERVED
-        raise RuntimeError(f"could not reserve quota on {key} after {_UPSERT_RACE_ATTEMPTS} attempts")
-
     async def release(self, key: str, request_id: str) -> None:
         """Give back `request_id`'s reservation on `key` (no-op when it holds none)."""
-        await self._ledger.update_one(
-            {"_id": key, "request_ids": request_id},
-            {"$inc": {"count": -1}, "$pull": {"request_ids": request_id}},
-        )
+        await self._slots.delete_one({"day": key, "request_id": request_id})
 
     async def used(self, key: str) -> int:
         """How many sends are counted on `key`."""
-        document = await self._ledger.find_one({"_id": key}, {"count": 1})
-        return int(document["count"]) if document else 0
+        return await self._slots.count_documents({"day": key})
+
+    async def _reserve_all(self, asks: list[_Ask]) -> list[Reservation]:
+        """Place every distinct (day, request) of `asks` in a free slot of its day, a round at a time."""
+        wanted = {(ask.key, ask.request_id): ask for ask in asks}
+        outcomes: dict[tuple[str, str], Reservation] = {}
+        todo = list(wanted.values())
+        for _ in range(_PLACEMENT_ROUNDS):
+            if not todo:
+                return [outcomes[(ask.key, ask.request_id)] for ask in asks]
+            todo = await self._place(todo, outcomes)
+        raise RuntimeError(f"could not place {len(todo)} quota reservations in {_PLACEMENT_ROUNDS} rounds")
+
+    async def _place(self, asks: list[_Ask], outcomes: dict[tuple[str, str], Reservation]) -> list[_Ask]:
+        """Try one slot for each of `asks` (one insert), record what is decided; return the asks to retry."""
+        documents, placed, unplaced = [], [], []
+        for key, day_asks in _by_day(asks).items():
+            slots = await self._free_slots(key, day_asks[0].limit, len(day_asks))
+            for ask, slot in zip(day_asks, slots, strict=False):
+                documents.append(
+                    {
+                        "_id": f"{key}|{slot:06d}",
+                        "day": key,
+                        "request_id": ask.request_id,
+                        "expires_at": ask.expires_at,
+                    }
+                )
+                placed.append(ask)
+            unplaced.extend(day_asks[len(slots) :])
+        taken = await self._insert(documents)
+        for position, ask in enumerate(placed):
+            if position not in taken:
+                outcomes[(ask.key, ask.request_id)] = Reservation.RESERVED
+        # A slot already taken: by this request (a redelivery), or by another one (try the next slot).
+        collided = [placed[position] for position in sorted(taken)]
+        held = await self._held(collided + unplaced)
+        retry = []
+        for ask in collided:
+            if (ask.key, ask.request_id) in held:
+                outcomes[(ask.key, ask.request_id)] = Reservation.RESERVED
+            else:
+                self._next_slot.pop(ask.key, None)  # another instance is ahead: read the day again
+                retry.append(ask)
+        for ask in unplaced:  # no free slot left on its day
+            held_one = (ask.key, ask.request_id) in held
+            outcomes[(ask.key, ask.request_id)] = Reservation.RESERVED if held_one else Reservation.EXHAUSTED
+        return retry
+
+    async def _free_slots(self, key: str, limit: int, wanted: int) -> list[int]:
+        """Up to `wanted` slots of `key` that look free: the next ones, else those releases freed."""
+        start = self._next_slot.get(key)
+        if start is None:
+            highest = await self._slots.find_one({"day": key}, {"_id": 1}, sort=[("_id", DESCENDING)])
+            start = _slot_of(highest) + 1 if highest else 0
+        if start < limit:
+            slots = list(range(start, min(limit, start + wanted)))
+            self._next_slot[key] = start + len(slots)
+            return slots
+        self._next_slot[key] = limit
+        taken = {_slot_of(d) async for d in self._slots.find({"day": key}, {"_id": 1})}
+        return [slot for slot in range(limit) if slot not in taken][:wanted]
+
+    async def _insert(self, documents: list[Document]) -> set[int]:
+        """Insert `documents` (unordered); the positions of those refused as duplicates."""
+        if not documents:
+            return set()
+        try:
+            await self._slots.insert_many(documents, ordered=False)
+        except BulkWriteError as error:
+            errors = error.details.get("writeErrors", ())
+            concern = error.details.get("writeConcernErrors")
+            if concern or any(e.get("code") != _DUPLICATE_KEY for e in errors):
+                raise
+            return {int(e["index"]) for e in errors}
+        return set()
+
+    async def _held(self, asks: list[_Ask]) -> set[tuple[str, str]]:
+        """Which (day, request) of `asks` hold a slot."""
+        if not asks:
+            return set()
+        days = sorted({ask.key for ask in asks})
+        request_ids = sorted({ask.request_id for ask in asks})
+        found = self._slots.find(
+            {"day": {"$in": days}, "request_id": {"$in": request_ids}}, {"day": 1, "request_id": 1}
+        )
+        return {(str(d["day"]), str(d["request_id"])) async for d in found}
 
 
-def _reserve_together(key: str, limit: int, request_ids: list[str]) -> UpdateOne:
-    """One atomic update counting all of `request_ids` on `key`, matching only when the day exists, has room
-    for all of them and holds a reservation for none."""
-    return UpdateOne(
-        {"_id": key, "count": {"$lte": limit - len(request_ids)}, "request_ids": {"$nin": request_ids}},
-        {
-            "$inc": {"count": len(request_ids)},
-            "$push": {"request_ids": {"$each": request_ids}},
-            "$set": {"limit": limit},
-        },
-    )
+def _by_day(asks: Iterable[_Ask]) -> dict[str, list[_Ask]]:
+    days: dict[str, list[_Ask]] = {}
+    for ask in asks:
+        days.setdefault(ask.key, []).append(ask)
+    return days
+
+
+def _slot_of(document: Document) -> int:
+    return int(str(document["_id"]).rpartition("|")[2])
