@@ -5,10 +5,11 @@ quota stays exact (S3, see test_quota.py, whose 600 commands arrive in batches).
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
-from services.sender.tests.conftest import ADA, Sending, connection_event, send_email
+from services.sender.tests.conftest import ADA, Sending, connection_event, eventually, send_email
 
 from mailsync.common.contracts import ReplyContext
 from mailsync.sender.adapters.connection_store import ConnectionStore
@@ -74,6 +75,12 @@ async def test_s7_s6_one_batch_is_sent_concurrently_once_per_request_and_a_reply
     assert {r.status for r in results.values()} == {"sent"}
     assert len(await sending.gmail.sent(ADA)) == 13
     answers = sending.bus.results[request_ids[0]]
+
+    async def both_records_answered() -> bool:
+        return len(answers) >= 2
+
+    await eventually(both_records_answered, within=30, what="an answer for each record of req-batch-00")
+    await asyncio.sleep(0.5)
     assert len(answers) == 2
     assert {a.event_id for a in answers} == {answers[0].event_id}
     assert results["req-batch-reply"].provider_thread_id == results[request_ids[0]].provider_thread_id

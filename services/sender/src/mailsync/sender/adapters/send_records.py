@@ -67,6 +67,7 @@ class SendRecordStore:
     def __init__(self, database: AsyncDatabase[Document]) -> None:
         self._records = database["send_requests"]
         self._journal = Coalescer(self._write_journal)
+        self._completions = Coalescer(self._complete_bulk)
 
     async def ensure_indexes(self) -> None:
         """`_id` is the natural key; the state index serves operators looking for stuck sends."""
@@ -165,6 +166,16 @@ class SendRecordStore:
             if (await self._records.update_one(condition, {"$set": entry.fields})).matched_count == 1:
                 return True
         return False
+
+    async def complete(self, result: SendCompleted) -> SendCompleted:
+        """Store `result` unless its request has a result already; the stored result (first wins).
+
+        Concurrent calls go to MongoDB together (one bulk write, see `Coalescer`)."""
+        return await self._completions.submit(result)
+
+    async def _complete_bulk(self, results: list[SendCompleted]) -> list[SendCompleted]:
+        stored = await self.complete_all(results)
+        return [stored[result.request_id] for result in results]
 
     async def complete_all(self, results: Sequence[SendCompleted]) -> dict[str, SendCompleted]:
         """Store each of `results` unless its request has a result already; return the stored result of

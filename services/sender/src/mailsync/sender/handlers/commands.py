@@ -11,8 +11,10 @@ For one batch (the records one poll of the command topic returned, in offset ord
 3. Decide every unanswered request concurrently (at most `concurrency` at a time), in the order
    `plan_batch` keeps (a request id once; a reply after its sender's earlier commands): refuse what cannot be
    sent, route (S1, S2, C4, C5, C6), then the Gmail, Outlook or subaccount route sends it.
-4. Store the new results (one bulk write; first stored wins), then publish one result per record of the
-   batch, acknowledged before the batch's offsets are committed.
+4. Store each new result as soon as it is decided (stores made at the same time go as one bulk write; the
+   first result stored for a request wins) and publish the stored result. Then publish the stored result of
+   every other record of the batch (a request answered before, a request id repeated), all acknowledged
+   before the batch's offsets are committed.
 
 If some command failed transiently (MongoDB, Kafka, a provider outage whose outcome is unknown, another
 instance's lease), the results of the others are still stored and published, then the batch raises
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -111,23 +114,31 @@ class Sender:
             request_ids.append(command.request_id)
         try:
             records = await self.records.claim_all(request_ids, self.attempts.clock())
-            new, failures = await self._decide_all(commands, records)
-            stored = await self.records.complete_all(new)
-            for result in new:
-                if stored[result.request_id] is result:
-                    self.metrics.results.labels(result.status, result.route or "", result.reason or "").inc()
-            answers = [stored.get(r) or records[r].result for r in request_ids]
-            published = [answer for answer in answers if answer is not None]
-            await asyncio.gather(*(self.publisher.publish(SEND_RESULTS, answer) for answer in published))
+            answered, failures = await self._decide_all(commands, records)
+            # Every other record of the batch: a request answered before, or a request id the batch repeats.
+            remaining = Counter(request_ids) - Counter(answered.keys())
+            others = [answered.get(r) or records[r].result for r in remaining.elements()]
+            await asyncio.gather(
+                *(self.publisher.publish(SEND_RESULTS, answer) for answer in others if answer is not None)
+            )
         except _STORE_ERRORS as error:
             raise TransientError(f"{type(error).__name__}: {error}") from error
         if failures:
             raise _worst(failures)
 
+    async def _conclude(self, result: SendCompleted) -> SendCompleted:
+        """Store `result` unless its request has one already, and publish the stored one."""
+        stored = await self.records.complete(result)
+        if stored is result:
+            self.metrics.results.labels(result.status, result.route or "", result.reason or "").inc()
+        await self.publisher.publish(SEND_RESULTS, stored)
+        return stored
+
     async def _decide_all(
         self, commands: list[SendEmail | InvalidCommand], records: dict[str, SendRecord]
-    ) -> tuple[list[SendCompleted], list[BaseException]]:
-        """The new result of each unanswered request of the batch, and the failures of those without one."""
+    ) -> tuple[dict[str, SendCompleted], list[BaseException]]:
+        """Answer each unanswered request of the batch as soon as it is decided (its result stored, then
+        published): the answers by request id, and the failures of the requests left unanswered."""
         plan = plan_batch([_item(command) for command in commands])
         lookup = _memoized(self.connections.current_for)
         slots = asyncio.Semaphore(self.concurrency)
@@ -144,14 +155,18 @@ class Sender:
                 if any(t.cancelled() or t.exception() is not None for t in earlier):
                     raise TransientError(f"{command.request_id} waits for an earlier command of its sender")
             async with slots:
-                return await self._answer(command, record, lookup)
+                result = await self._answer(command, record, lookup)
+            try:
+                return await self._conclude(result)
+            except _STORE_ERRORS as error:
+                raise TransientError(f"{type(error).__name__}: {error}") from error
 
         for position in plan.work:
             tasks[position] = asyncio.create_task(decide(position))
         outcomes = await asyncio.gather(*tasks.values(), return_exceptions=True)
-        results = [o for o in outcomes if isinstance(o, SendCompleted)]
+        answered = {o.request_id: o for o in outcomes if isinstance(o, SendCompleted)}
         failures = [o for o in outcomes if isinstance(o, BaseException)]
-        return results, failures
+        return answered, failures
 
     async def _answer(
         self, command: SendEmail | InvalidCommand, record: SendRecord, lookup: ConnectionLookup
