@@ -27,6 +27,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
+from mailsync.common.delivery import TransientError
 from mailsync.common.mongo import Document
 from mailsync.sender.adapters.coalescing import Coalescer
 
@@ -90,7 +91,8 @@ class QuotaLedger:
             if not todo:
                 return [outcomes[(ask.key, ask.request_id)] for ask in asks]
             todo = await self._place(todo, outcomes)
-        raise RuntimeError(f"could not place {len(todo)} quota reservations in {_PLACEMENT_ROUNDS} rounds")
+        # Other instances took every slot tried, round after round: try again later.
+        raise TransientError(f"could not place {len(todo)} quota reservations in {_PLACEMENT_ROUNDS} rounds")
 
     async def _place(self, asks: list[_Ask], outcomes: dict[tuple[str, str], Reservation]) -> list[_Ask]:
         """Try one slot for each of `asks` (one insert), record what is decided; return the asks to retry."""
