@@ -3,6 +3,10 @@
 A binding is (connection, mailbox) with the interval during which mail of that mailbox syncs through that
 connection. `ConnectionChanged` events (keyed by connection, so in order per connection) open and close
 bindings; applying the same event twice leaves the same state.
+
+Every batch needs the bindings of its mailboxes, which rarely change: each store keeps those it read in
+memory with the bindings version (`versions.ReadModelVersions`, moved on by every connection event) and
+forgets them all once the version moved.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync.common.contracts import ConnectionChanged
 from mailsync.common.mongo import Document, find_in
+from mailsync.router.adapters.versions import ReadModelVersions
 from mailsync.router.domain import MailboxBinding
 
 
@@ -23,6 +28,9 @@ class ConnectionStore:
     def __init__(self, database: AsyncDatabase[Document]) -> None:
         self._connections = database["connections"]
         self._bindings = database["mailbox_bindings"]
+        self._versions = ReadModelVersions(database)
+        self._known_version = -1
+        self._known: dict[str, list[MailboxBinding]] = {}
 
     async def ensure_indexes(self) -> None:
         await self._bindings.create_index([("mailbox_id", ASCENDING)])
@@ -56,9 +64,22 @@ class ConnectionStore:
         else:
             # reauth_required / reauthenticated: the binding stays; the ingest catches up after re-auth (C6).
             await self._open(event, event.connected_at, reopen=False)
+        await self._versions.move_on(_BINDINGS)
 
     async def bindings_of(self, mailbox_ids: Iterable[str]) -> dict[str, list[MailboxBinding]]:
-        """Every binding, open or closed, of each of `mailbox_ids` (by connection id)."""
+        """Every binding, open or closed, of each of `mailbox_ids` (by connection id), as of the bindings
+        version read first (see the module)."""
+        wanted = set(mailbox_ids)
+        version = (await self._versions.of([_BINDINGS]))[_BINDINGS]
+        if version != self._known_version:
+            self._known_version, self._known = version, {}
+        missing = wanted - self._known.keys()
+        if missing:
+            loaded = await self._load(missing)
+            self._known.update({m: loaded.get(m, []) for m in missing})
+        return {m: self._known[m] for m in wanted if self._known[m]}
+
+    async def _load(self, mailbox_ids: Iterable[str]) -> dict[str, list[MailboxBinding]]:
         found: dict[str, list[MailboxBinding]] = {}
         for doc in await find_in(self._bindings, "mailbox_id", mailbox_ids):
             found.setdefault(doc["mailbox_id"], []).append(
@@ -112,3 +133,6 @@ class ConnectionStore:
             },
             upsert=True,
         )
+
+
+_BINDINGS = "mailbox_bindings"

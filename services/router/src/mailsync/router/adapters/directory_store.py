@@ -4,6 +4,10 @@ Updates carry a per-entity `revision`; a write applies only if its revision is h
 redelivered or out-of-order events never roll an entity back. A removal is kept as a tombstone with its
 revision, so a late upsert cannot resurrect it. Contacts the router creates itself (P6) get revision -1, so
 the CRM's first event about them (revision 0 or more) takes over.
+
+Every batch needs the users of its subaccounts, which rarely change: each store keeps them in memory with
+the subaccount's users version (`versions.ReadModelVersions`, moved on by every user event), and a batch
+reloads only the subaccounts whose version moved since.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from mailsync.common.contracts import (
     SubaccountUserUpserted,
 )
 from mailsync.common.mongo import Document, find_in
+from mailsync.router.adapters.versions import ReadModelVersions
 from mailsync.router.domain import ContactFacts, UserFacts
 from mailsync.router.domain.identity import normalize_address
 
@@ -37,6 +42,8 @@ class DirectoryStore:
     def __init__(self, database: AsyncDatabase[Document]) -> None:
         self._users = database["directory_users"]
         self._contacts = database["directory_contacts"]
+        self._versions = ReadModelVersions(database)
+        self._known_users: dict[str, tuple[int, list[UserFacts]]] = {}
 
     async def ensure_indexes(self) -> None:
         await self._users.create_index([("subaccount_id", ASCENDING)])
@@ -53,14 +60,10 @@ class DirectoryStore:
                     "bcc_address": normalize_address(event.bcc_address) if event.bcc_address else None,
                     "removed": False,
                 }
-                return await _write(
-                    self._users, f"{event.subaccount_id}|{event.user_id}", event.revision, document
-                )
+                return await self._write_user(event.subaccount_id, event.user_id, event.revision, document)
             case SubaccountUserRemoved():
                 document = {"subaccount_id": event.subaccount_id, "user_id": event.user_id, "removed": True}
-                return await _write(
-                    self._users, f"{event.subaccount_id}|{event.user_id}", event.revision, document
-                )
+                return await self._write_user(event.subaccount_id, event.user_id, event.revision, document)
             case ContactUpserted():
                 document = {
                     "subaccount_id": event.subaccount_id,
@@ -97,13 +100,29 @@ class DirectoryStore:
         await _write(self._contacts, f"{subaccount_id}|{contact_id}", ROUTER_CREATED_REVISION, document)
 
     async def users_in(self, subaccount_ids: Iterable[str]) -> dict[str, list[UserFacts]]:
-        """The live users of each subaccount."""
+        """The live users of each subaccount, as of their versions read first (see the module)."""
+        wanted = sorted(set(subaccount_ids))
+        by_name = await self._versions.of(_users_part(s) for s in wanted)
+        versions = {s: by_name[_users_part(s)] for s in wanted}
         found: dict[str, list[UserFacts]] = {}
-        for subaccount_id, docs in await self._per_subaccount(self._users, subaccount_ids, {}):
-            found[subaccount_id] = [
-                UserFacts(d["user_id"], frozenset(d["addresses"]), d.get("bcc_address")) for d in docs
-            ]
+        stale = []
+        for subaccount_id in wanted:
+            known = self._known_users.get(subaccount_id)
+            if known is not None and known[0] == versions[subaccount_id]:
+                found[subaccount_id] = known[1]
+            else:
+                stale.append(subaccount_id)
+        for subaccount_id, docs in await self._per_subaccount(self._users, stale, {}):
+            users = [UserFacts(d["user_id"], frozenset(d["addresses"]), d.get("bcc_address")) for d in docs]
+            self._known_users[subaccount_id] = (versions[subaccount_id], users)
+            found[subaccount_id] = users
         return found
+
+    async def _write_user(self, subaccount_id: str, user_id: str, revision: int, document: Document) -> bool:
+        """Write a user (see `_write`), then move its subaccount's users version on."""
+        written = await _write(self._users, f"{subaccount_id}|{user_id}", revision, document)
+        await self._versions.move_on(_users_part(subaccount_id))
+        return written
 
     async def contacts_with(
         self, subaccount_ids: Iterable[str], addresses: Iterable[str]
@@ -150,3 +169,7 @@ async def _write(collection: Any, key: str, revision: int, document: Document) -
     except DuplicateKeyError:
         return False  # a document with an equal or newer revision exists
     return bool(result.upserted_id is not None or result.modified_count or result.matched_count)
+
+
+def _users_part(subaccount_id: str) -> str:
+    return f"users|{subaccount_id}"
