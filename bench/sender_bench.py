@@ -13,21 +13,27 @@ Measures, in one run:
   made one at a time on a day filling up (concurrent sends share one insert, so this is what a reservation
   adds to a send's latency, not to the sender's time per send).
 
-The sandbox, the sender(s) and this driver share one event loop and the machine's cores, so absolute figures
-are pessimistic; the ratio is the figure to watch.
+By default the sandbox and each sender instance run as processes of their own, as deployed (the Gmail API is
+another machine's work); `--one-loop` runs them in this driver's event loop instead, where the sandbox's and
+the driver's work count against the sender. Either way they share the machine's cores with Kafka and the
+MongoDB-wire server; the ratio is the figure to watch.
 
-    uv run python bench/sender_bench.py [--sends 1000] [--instances 1] [--concurrency 1]
+    uv run python bench/sender_bench.py [--sends 1000] [--instances 1] [--concurrency 1] [--one-loop]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
+import os
 import statistics
+import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -46,7 +52,10 @@ from mailsync.common.contracts import (
     SendEmail,
 )
 from mailsync.common.mongo import Document
+from mailsync.devstack.ports import free_port
+from mailsync.devstack.process import ManagedProcess
 from mailsync.devstack.stack import Stack
+from mailsync.devstack.supervisor import is_ready
 from mailsync.gmail_sandbox import GmailSandboxAdmin, MailboxSpec, SandboxConfig
 from mailsync.gmail_sandbox import create_app as create_sandbox_app
 from mailsync.sender.adapters.gmail import GmailClient
@@ -57,6 +66,8 @@ from mailsync.sender.domain import MessageContent, build_message, encode, messag
 from mailsync.sender.settings import Settings
 
 ADA = "ada@acme.example"
+SANDBOX_DAILY_SENDS = 10_000_000
+SANDBOX_QUOTA_UNITS = 1_000_000_000
 GRACE = Address(email="grace@navy.example", name="Grace Hopper")
 TOKEN = "bench-internal-token"  # noqa: S105 - a local benchmark credential
 SCOPES = ["https://www.googleapis.com/auth/gmail.modify"]
@@ -134,10 +145,52 @@ async def direct_sends(base_url: str, access_token: str, sends: int, concurrency
     return sends / elapsed
 
 
-async def through_sender(settings: Settings, sends: int, instances: int) -> tuple[float, float]:
-    """Sends per second through Kafka and the sender(s); and seconds per send per instance."""
+def sender_process(settings: Settings, run_dir: Path, n: int) -> ManagedProcess:
+    """A sender instance as deployed (`python -m mailsync.sender`), ready."""
+    port = free_port()
+    environ = {
+        **os.environ,
+        "MAILSYNC_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "MAILSYNC_KAFKA_TOPIC_PREFIX": settings.kafka_topic_prefix,
+        "MAILSYNC_MONGODB_URI": settings.mongodb_uri.get_secret_value(),
+        "MAILSYNC_MONGODB_DATABASE": settings.mongodb_database,
+        "MAILSYNC_HTTP_PORT": str(port),
+        "MAILSYNC_GMAIL_API_URL": settings.gmail_api_url,
+        "MAILSYNC_INGEST_GMAIL_URL": settings.ingest_gmail_url,
+        "MAILSYNC_INTERNAL_API_TOKEN": settings.internal_api_token.get_secret_value(),
+        "MAILSYNC_LOG_LEVEL": "WARNING",
+    }
+    process = ManagedProcess(
+        f"sender-{n}",
+        [sys.executable, "-m", "mailsync.sender"],
+        log_path=run_dir / f"sender-{n}.log",
+        environ=environ,
+    )
+    process.wait_ready(functools.partial(is_ready, f"http://127.0.0.1:{port}/readyz"), timeout=60)
+    return process
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system) process `pid` has used so far (Linux `/proc`)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def through_sender(
+    settings: Settings, sends: int, instances: int, run_dir: Path | None, watched: dict[str, int]
+) -> tuple[float, float, dict[str, float]]:
+    """Sends per second through Kafka and the sender(s); seconds per send per instance; and the CPU seconds
+    per send each of the `watched` processes (and the senders) used meanwhile. The senders run in processes
+    of their own when `run_dir` (for their logs) is given, else in this event loop."""
     servers = []
-    for _ in range(instances):
+    processes = []
+    watched = dict(watched)
+    for n in range(instances):
+        if run_dir is not None:
+            process = await asyncio.to_thread(sender_process, settings, run_dir, n)
+            processes.append(process)
+            watched[process.name] = process.pid
+            continue
         server = TestServer(create_app(settings), host="127.0.0.1", port=0)
         await server.start_server()
         servers.append(server)
@@ -185,6 +238,7 @@ async def through_sender(settings: Settings, sends: int, instances: int) -> tupl
         await asyncio.sleep(15)  # let the consumer group settle: rebalances would stall the measurement
     assert results["warm-up"].status == "sent", results["warm-up"]  # noqa: S101 - a precondition of the figures
     bodies = [command(f"bench-{n}").model_dump_json().encode() for n in range(sends)]
+    cpu_before = {name: cpu_seconds(pid) for name, pid in watched.items()}
     started = time.perf_counter()
     # Many producers at once: each command is handed to the producer without waiting for the one before.
     acknowledgements = [
@@ -196,12 +250,15 @@ async def through_sender(settings: Settings, sends: int, instances: int) -> tupl
     await asyncio.gather(*acknowledgements)
     await asyncio.wait_for(done.wait(), timeout=600)
     elapsed = time.perf_counter() - started
+    cpu = {name: (cpu_seconds(pid) - cpu_before[name]) / sends for name, pid in watched.items()}
     failures = [r for r in results.values() if r.status != "sent"]
     assert not failures, failures[:3]  # noqa: S101 - a precondition of the figures
     await broker.stop()
     for server in servers:
         await server.close()
-    return sends / elapsed, elapsed * instances / sends
+    for process in processes:
+        process.stop()
+    return sends / elapsed, elapsed * instances / sends, cpu
 
 
 async def quota_latency(settings: Settings, reservations: int) -> list[float]:
@@ -220,16 +277,43 @@ async def quota_latency(settings: Settings, reservations: int) -> list[float]:
     return timings
 
 
-async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
-    config = SandboxConfig(
-        port=0,
-        mailboxes=(MailboxSpec(ADA, daily_send_limit=10_000_000),),
-        quota_units_per_user_per_minute=1_000_000_000,
+def sandbox_process(run_dir: Path) -> tuple[ManagedProcess, str]:
+    """The Gmail sandbox on its own (`mailsync-gmail-sandbox`), ready, and its base URL."""
+    port = free_port()
+    process = ManagedProcess(
+        "gmail-sandbox",
+        [
+            str(Path(sys.executable).parent / "mailsync-gmail-sandbox"),
+            "--port",
+            str(port),
+            "--quota-units-per-minute",
+            str(SANDBOX_QUOTA_UNITS),
+        ],
+        log_path=run_dir / "gmail-sandbox.log",
+        environ=os.environ,
     )
-    sandbox = TestServer(create_sandbox_app(config), host="127.0.0.1", port=0)
-    await sandbox.start_server()
-    base_url = str(sandbox.make_url("")).rstrip("/")
+    base_url = f"http://127.0.0.1:{port}"
+    process.wait_ready(functools.partial(is_ready, f"{base_url}/_admin/health"), timeout=60)
+    return process, base_url
+
+
+async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
+    sandbox: TestServer | None = None
+    sandbox_proc: ManagedProcess | None = None
+    if args.one_loop:
+        config = SandboxConfig(
+            port=0,
+            mailboxes=(MailboxSpec(ADA, daily_send_limit=SANDBOX_DAILY_SENDS),),
+            quota_units_per_user_per_minute=SANDBOX_QUOTA_UNITS,
+        )
+        sandbox = TestServer(create_sandbox_app(config), host="127.0.0.1", port=0)
+        await sandbox.start_server()
+        base_url = str(sandbox.make_url("")).rstrip("/")
+    else:
+        sandbox_proc, base_url = await asyncio.to_thread(sandbox_process, stack.run_dir)
     admin = GmailSandboxAdmin(base_url)
+    if sandbox_proc is not None:
+        await admin.create_mailbox(ADA, daily_send_limit=SANDBOX_DAILY_SENDS)
     access_token = str((await admin.issue_tokens(ADA, SCOPES))["access_token"])
     tokens = TestServer(token_api(access_token), host="127.0.0.1", port=0)
     await tokens.start_server()
@@ -247,15 +331,25 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
         log_format="text",
     )
     direct = await direct_sends(base_url, access_token, args.sends, args.concurrency)
-    sender_rate, seconds_per_send = await through_sender(settings, args.sends, args.instances)
+    run_dir = None if args.one_loop else stack.run_dir
+    watched = {"this process": os.getpid(), **{p.name: p.pid for p in stack.processes()}}
+    if sandbox_proc is not None:
+        watched[sandbox_proc.name] = sandbox_proc.pid
+    sender_rate, seconds_per_send, cpu = await through_sender(
+        settings, args.sends, args.instances, run_dir, watched
+    )
     timings = await quota_latency(settings, min(args.sends, 2000))
     await admin.close()
     await tokens.close()
-    await sandbox.close()
+    if sandbox is not None:
+        await sandbox.close()
+    if sandbox_proc is not None:
+        sandbox_proc.stop()
     return {
         "direct": direct,
         "sender": sender_rate,
         "seconds_per_send": seconds_per_send,
+        "cpu": cpu,
         "quota_p50": percentile(timings, 0.5),
         "quota_p99": percentile(timings, 0.99),
         "quota_mean": statistics.fmean(timings),
@@ -269,11 +363,16 @@ def main() -> None:
     parser.add_argument("--sends", type=int, default=1000)
     parser.add_argument("--instances", type=int, default=1, help="sender instances (at most 3 partitions)")
     parser.add_argument("--concurrency", type=int, default=1, help="concurrent direct sends in the baseline")
+    parser.add_argument(
+        "--one-loop", action="store_true", help="run the sandbox and the sender(s) in this event loop"
+    )
     args = parser.parse_args()
     with Stack() as stack:
         stack.start(["kafka", "mongodb"])
         figures = asyncio.run(run(args, stack))
     ratio = figures["sender"] / figures["direct"]
+    where = "in this event loop" if args.one_loop else "each in a process of its own"
+    print(f"sandbox and sender(s): {where}")
     print(
         f"sends: {args.sends}, sender instances: {args.instances} (batches of up to "
         f"{Settings().send_batch_max_records}, {Settings().send_concurrency} commands at a time each), "
@@ -289,6 +388,8 @@ def main() -> None:
         f"p99 {figures['quota_p99'] * 1000:.2f} ms, mean {figures['quota_mean'] * 1000:.2f} ms "
         f"(sender's time per send at its throughput: {figures['seconds_per_send'] * 1000:.2f} ms)"
     )
+    used = ", ".join(f"{name} {seconds * 1000:.2f} ms" for name, seconds in figures["cpu"].items())
+    print(f"CPU per send through the sender:  {used}")
 
 
 if __name__ == "__main__":
