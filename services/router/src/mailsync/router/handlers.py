@@ -200,21 +200,18 @@ class Router:
         """Create P6 contacts and first thread links, announce then store new filings, report skips.
 
         A filing already stored was announced before and is skipped; a crash between announcing and storing
-        announces it again on redelivery, under the same `event_id`. A filing that links its thread in its
-        subaccount for the first time cannot have been stored, so only the others are looked up: a filing
-        is stored after the link it created, and one that followed a link (its thread's, or a referenced
-        message's: filed messages are never deleted) finds that link again on redelivery. Contacts and
-        links are written while the filings are announced: both only have to be in place before the batch
-        is committed. The filings go in parts of `apply_part`, each stored while the next is announced.
+        announces it again on redelivery, under the same `event_id`. Every filing is looked up, also one that
+        links its thread for the first time: the same email reaching two mailboxes of a subaccount is one
+        stored message (D2) in two threads. Contacts and links are written while the filings are announced:
+        both only have to be in place before the batch is committed. The filings go in parts of
+        `apply_part`, each stored while the next is announced.
         """
         filings = [
             (r, f, message_id_for(f.conversation_id, _key(r.message)))
             for r in routed
             for f in r.decision.filings
         ]
-        stored = await self.conversations.existing(
-            [message_id for r, f, message_id in filings if f.subaccount_id not in r.new_links]
-        )
+        stored = await self.conversations.existing([message_id for _, _, message_id in filings])
         announced: set[str] = set()
         stores: list[asyncio.Future[int]] = []
         try:

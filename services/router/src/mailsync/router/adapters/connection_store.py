@@ -73,11 +73,12 @@ class ConnectionStore:
         version = (await self._versions.of([_BINDINGS]))[_BINDINGS]
         if version != self._known_version:
             self._known_version, self._known = version, {}
-        missing = wanted - self._known.keys()
+        known = self._known  # the bindings of `version`, even if a concurrent call moves on meanwhile
+        missing = wanted - known.keys()
         if missing:
             loaded = await self._load(missing)
-            self._known.update({m: loaded.get(m, []) for m in missing})
-        return {m: self._known[m] for m in wanted if self._known[m]}
+            known.update({m: loaded.get(m, []) for m in missing})
+        return {m: known[m] for m in wanted if known[m]}
 
     async def _load(self, mailbox_ids: Iterable[str]) -> dict[str, list[MailboxBinding]]:
         found: dict[str, list[MailboxBinding]] = {}
