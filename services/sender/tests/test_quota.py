@@ -10,9 +10,13 @@ import pytest
 from pymongo import AsyncMongoClient
 from services.sender.tests.conftest import ADA, Sending, send_email
 
+from mailsync.common.delivery import TransientError
 from mailsync.common.mongo import Document
+from mailsync.sender.adapters.blob_store import GridFsBlobStore
 from mailsync.sender.adapters.quota_ledger import QuotaLedger, Reservation
+from mailsync.sender.adapters.send_records import SendRecordStore
 from mailsync.sender.domain import quota_day
+from mailsync.sender.handlers.attempts import Attempts, Progress
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mongodb]
 
@@ -94,3 +98,76 @@ async def test_s3_reservations_are_exact_across_clients_idempotent_and_released_
     finally:
         for client in clients:
             await client.close()
+
+
+async def test_s3_a_full_day_is_refused_only_when_no_slot_is_left_and_a_lower_limit_holds(
+    sending: Sending,
+) -> None:
+    """Slots freed below the next one (a release) are used before refusing; a lower limit counts at once."""
+    client: AsyncMongoClient[Document] = AsyncMongoClient(sending.settings.mongodb_uri.get_secret_value())
+    try:
+        database = client[sending.settings.mongodb_database]
+        first = QuotaLedger(database)
+        await first.ensure_indexes()
+        key = QuotaLedger.key("conn_ada", "2026-03-04")
+        expires = datetime.now(UTC) + timedelta(days=3)
+        for n in range(4):
+            assert await first.reserve(key, f"req-{n}", limit=5, expires_at=expires) is Reservation.RESERVED
+        await first.release(key, "req-1")
+
+        # Another instance, two new requests in one bulk: the next slot and the freed one.
+        other = QuotaLedger(database)
+        both = await asyncio.gather(
+            other.reserve(key, "req-a", limit=5, expires_at=expires),
+            other.reserve(key, "req-b", limit=5, expires_at=expires),
+        )
+        assert list(both) == [Reservation.RESERVED, Reservation.RESERVED]
+        assert await other.used(key) == 5
+        assert await other.reserve(key, "req-c", limit=5, expires_at=expires) is Reservation.EXHAUSTED
+
+        # The connection's limit drops to 3: with 4 counted, a freed slot is not enough.
+        await other.release(key, "req-0")
+        assert await other.reserve(key, "req-d", limit=3, expires_at=expires) is Reservation.EXHAUSTED
+        assert await first.reserve(key, "req-d", limit=3, expires_at=expires) is Reservation.EXHAUSTED
+        assert await other.used(key) == 4
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize("other_day", [True, False])
+async def test_s3_a_delivery_that_loses_the_attempt_lease_keeps_only_the_day_that_counts(
+    sending: Sending, other_day: bool
+) -> None:
+    """Two deliveries of one request straddle midnight (a rebalance): the one that journalled first keeps
+    its day's reservation; the other gives back a reservation made on another day, and keeps a shared one."""
+    client: AsyncMongoClient[Document] = AsyncMongoClient(sending.settings.mongodb_uri.get_secret_value())
+    try:
+        database = client[sending.settings.mongodb_database]
+        records, ledger = SendRecordStore(database), QuotaLedger(database)
+        await ledger.ensure_indexes()
+        blobs = GridFsBlobStore(database, sending.settings.blob_bucket)
+        first = Attempts(records=records, ledger=ledger, blobs=blobs)
+        second = Attempts(records=records, ledger=ledger, blobs=blobs)
+        expires = datetime.now(UTC) + timedelta(days=3)
+        today = QuotaLedger.key("conn_ada", "2026-03-05")
+        tomorrow = QuotaLedger.key("conn_ada", "2026-03-06") if other_day else today
+        await records.claim_all(["req-straddle"], datetime.now(UTC))
+
+        mine = Progress(quota_key=today)
+        assert (
+            await ledger.reserve(today, "req-straddle", limit=5, expires_at=expires) is Reservation.RESERVED
+        )
+        theirs = Progress(quota_key=tomorrow)
+        assert (
+            await ledger.reserve(tomorrow, "req-straddle", limit=5, expires_at=expires)
+            is Reservation.RESERVED
+        )
+        await first.journal("req-straddle", "mailbox", None, mine)
+        with pytest.raises(TransientError):
+            await second.journal("req-straddle", "mailbox", None, theirs)
+
+        assert await ledger.used(today) == 1
+        if other_day:
+            assert await ledger.used(tomorrow) == 0
+    finally:
+        await client.close()

@@ -56,6 +56,7 @@ class QuotaLedger:
     def __init__(self, database: AsyncDatabase[Document]) -> None:
         self._slots = database["quota_reservations"]
         self._next_slot: dict[str, int] = {}
+        self._limits: dict[str, int] = {}
         self._reservations = Coalescer(self._reserve_all)
 
     async def ensure_indexes(self) -> None:
@@ -130,18 +131,24 @@ class QuotaLedger:
         return retry
 
     async def _free_slots(self, key: str, limit: int, wanted: int) -> list[int]:
-        """Up to `wanted` slots of `key` that look free: the next ones, else those releases freed."""
+        """Up to `wanted` slots of `key` that look free: the next ones, then those releases (or slots
+        skipped by redeliveries) left free, as many as the day has room for."""
+        if self._limits.get(key) != limit:  # a new day here, or its limit changed: read where it stands
+            self._limits[key] = limit
+            self._next_slot.pop(key, None)
         start = self._next_slot.get(key)
         if start is None:
             highest = await self._slots.find_one({"day": key}, {"_id": 1}, sort=[("_id", DESCENDING)])
             start = _slot_of(highest) + 1 if highest else 0
-        if start < limit:
-            slots = list(range(start, min(limit, start + wanted)))
-            self._next_slot[key] = start + len(slots)
+        # Below the limit, the highest slot bounds how many are taken, so the next slots are safe to try.
+        slots = list(range(start, min(limit, start + wanted)))
+        self._next_slot[key] = max(start, limit if len(slots) < wanted else start + len(slots))
+        if len(slots) == wanted:
             return slots
-        self._next_slot[key] = limit
         taken = {_slot_of(d) async for d in self._slots.find({"day": key}, {"_id": 1})}
-        return [slot for slot in range(limit) if slot not in taken][:wanted]
+        room = limit - len(taken) - sum(1 for slot in slots if slot not in taken)
+        freed = [slot for slot in range(limit) if slot not in taken and slot not in slots]
+        return slots + freed[: max(0, min(wanted - len(slots), room))]
 
     async def _insert(self, documents: list[Document]) -> set[int]:
         """Insert `documents` (unordered); the positions of those refused as duplicates."""

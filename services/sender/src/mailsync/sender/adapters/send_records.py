@@ -210,6 +210,11 @@ class SendRecordStore:
             stored[record.request_id] = record.result
         return stored
 
+    async def get(self, request_id: str) -> SendRecord | None:
+        """The record of `request_id`, if there is one."""
+        found = await self._find([request_id])
+        return found[0] if found else None
+
     async def _find(self, request_ids: list[str]) -> list[SendRecord]:
         return [_record(d) async for d in self._records.find({"_id": {"$in": request_ids}})]
 

@@ -90,8 +90,19 @@ class Attempts:
                 quota_key=progress.quota_key,
             )
         except AttemptLeasedError as error:
+            await self._give_back_other_day(request_id, progress)
             raise TransientError(f"another sender instance is sending {request_id}") from error
         progress.attempted = True
+
+    async def _give_back_other_day(self, request_id: str, progress: Progress) -> None:
+        """Another instance journalled the request first: a reservation this delivery made on another quota
+        day than the one that instance journalled (the two straddled midnight) counts nothing, so it is
+        given back. On the same day both hold the same reservation, which stays."""
+        if progress.quota_key is None:
+            return
+        record = await self.records.get(request_id)
+        if record is not None and record.quota_key != progress.quota_key:
+            await self.ledger.release(progress.quota_key, request_id)
 
     async def release(self, progress: Progress, request_id: str) -> None:
         """Give back the request's quota reservation, if it holds one (idempotent)."""
