@@ -11,8 +11,8 @@ Collection `send_requests`, `_id` = `request_id`. A record moves through three s
 * `completed`: `result` holds the `SendCompleted` (as JSON); every later delivery republishes it unchanged.
 
 Every write is conditional, so two deliveries racing on one request id converge on the first result stored.
-Claiming and completing work on a whole batch of request ids at once (one round trip each in the common
-case).
+A batch's request ids are claimed at once, and results decided at the same time are stored together (one
+round trip each in the common case).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class SendRecordStore:
     def __init__(self, database: AsyncDatabase[Document]) -> None:
         self._records = database["send_requests"]
         self._journal = Coalescer(self._write_journal)
-        self._completions = Coalescer(self._complete_bulk)
+        self._completions = Coalescer(self._complete_all)
 
     async def ensure_indexes(self) -> None:
         """`_id` is the natural key; the state index serves operators looking for stuck sends."""
@@ -173,19 +173,15 @@ class SendRecordStore:
         Concurrent calls go to MongoDB together (one bulk write, see `Coalescer`)."""
         return await self._completions.submit(result)
 
-    async def _complete_bulk(self, results: list[SendCompleted]) -> list[SendCompleted]:
-        stored = await self.complete_all(results)
-        return [stored[result.request_id] for result in results]
-
-    async def complete_all(self, results: Sequence[SendCompleted]) -> dict[str, SendCompleted]:
-        """Store each of `results` unless its request has a result already; return the stored result of
-        each request (first wins).
+    async def _complete_all(self, results: list[SendCompleted]) -> list[SendCompleted]:
+        """Store each of `results` unless its request has a result already; the stored result of each, in
+        order (first wins).
 
         One unordered bulk of conditional updates; only when some did not match (another delivery stored a
         result first) are the stored results read back.
         """
         if not results:
-            return {}
+            return []
         updates = [
             UpdateOne(
                 {"_id": result.request_id, "state": {"$ne": "completed"}},
@@ -202,13 +198,12 @@ class SendRecordStore:
         ]
         written = await self._records.bulk_write(updates, ordered=False)
         stored = {result.request_id: result for result in results}
-        if written.matched_count == len(updates):
-            return stored
-        for record in await self._find(list(stored)):
-            if record.result is None:  # pragma: no cover - only if the record was deleted meanwhile
-                raise RuntimeError(f"the result of {record.request_id} was not stored")
-            stored[record.request_id] = record.result
-        return stored
+        if written.matched_count != len(updates):
+            for record in await self._find(list(stored)):
+                if record.result is None:  # pragma: no cover - only if the record was deleted meanwhile
+                    raise RuntimeError(f"the result of {record.request_id} was not stored")
+                stored[record.request_id] = record.result
+        return [stored[result.request_id] for result in results]
 
     async def get(self, request_id: str) -> SendRecord | None:
         """The record of `request_id`, if there is one."""
