@@ -1,8 +1,11 @@
 """The MongoDB-wire server for development and tests: SecantusDB (``secantusd-py``), in memory.
 
 SecantusDB is a MongoDB-wire server written in Python on WiredTiger (beta, GPL-2.0, a dev/test dependency
-only). It advertises itself as a one-node replica set, so transactions and change streams work with
-PyMongo. Code must still only use what MongoDB 7 offers: production runs against real MongoDB.
+only). Code must only use what MongoDB 7 offers: production runs against real MongoDB.
+
+It runs as a standalone server (``--standalone``). As a one-node replica set it would keep an oplog, written
+in Python on every write: about a third of an insert's cost in the server. The services use neither
+transactions nor change streams, which are what a replica set would add.
 
 The server is started with an empty config file of its own, so a ``secantusd.toml`` in the working
 directory or the home directory cannot change its behaviour. Ready means a ``ping`` command succeeded.
@@ -97,6 +100,7 @@ def start_mongodb(
             ":memory:",
             "--log-level",
             "WARNING",
+            "--standalone",
         ],
         log_path=mongo_dir / "mongodb.log",
         environ=environ,
