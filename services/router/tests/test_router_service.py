@@ -276,6 +276,42 @@ async def test_m1_m3_crm_started_thread_stays_in_its_subaccount(
     assert outputs.not_synced[0].subaccount_id == "loc_b"
 
 
+async def test_m1_after_a_restart_the_first_batch_waits_for_the_read_models_backlog(
+    settings: Settings, crm: tuple[KafkaBroker, Outputs]
+) -> None:
+    """M1 at start-up: while the router was down, the mailbox was connected in a second subaccount, behind a
+    backlog of other connections. Filed in the first subaccount only, the message would not even be reported
+    as a skip: the router must first apply the backlog, then file it in both."""
+    broker, outputs = crm
+    grace = "grace@navy.example"
+    for subaccount, contact_id in (("loc_a", "con_a"), ("loc_b", "con_b")):
+        await publish(broker, settings, CRM_DIRECTORY, user(subaccount))
+        await publish(broker, settings, CRM_DIRECTORY, contact(subaccount, contact_id, grace))
+    await publish(broker, settings, CONNECTIONS_CHANGED, connected("loc_a", "conn_loc_a"))
+    async with TestClient(TestServer(create_app(settings))):
+        await publish(broker, settings, MESSAGES_INGESTED, inbound(4))
+        await eventually(lambda: len(outputs.recorded) == 1, within=60)  # loc_a's read models are in
+
+    others = [
+        connected("loc_others", f"conn_other_{n}").model_copy(
+            update={"mailbox_id": f"gmail:other{n}@acme.example", "user_id": f"usr_{n}"}
+        )
+        for n in range(1500)
+    ]
+    for start in range(0, len(others), 100):
+        await asyncio.gather(
+            *(publish(broker, settings, CONNECTIONS_CHANGED, e) for e in others[start : start + 100])
+        )
+    await publish(broker, settings, CONNECTIONS_CHANGED, connected("loc_b", "conn_loc_b"))
+    await publish(broker, settings, MESSAGES_INGESTED, inbound(5))
+    async with TestClient(TestServer(create_app(settings))):
+        await eventually(lambda: len(outputs.recorded) == 3, within=60, state=lambda: outputs)
+        await asyncio.sleep(1)
+    filed = sorted((r.provider_message_id, r.subaccount_id) for r in outputs.recorded)
+    assert filed == [("m00004", "loc_a"), ("m00005", "loc_a"), ("m00005", "loc_b")]
+    assert outputs.not_synced == []
+
+
 async def test_router_killed_mid_stream_loses_nothing_and_doubles_nothing(
     settings: Settings, crm: tuple[KafkaBroker, Outputs], tmp_path: Path
 ) -> None:

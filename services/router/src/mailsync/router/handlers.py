@@ -149,9 +149,12 @@ class Router:
     async def route_messages(self, messages: Sequence[MessageIngested]) -> None:
         """Route a batch in order with facts loaded once (see `domain.batch`); apply it in a few writes.
 
-        If any message would not sync, the decision is only final once the read models are current: wait
-        for them, reload the facts and route the batch again.
+        The first batch waits until the read models have applied the backlog they had at start-up. If any
+        message would not sync, the decision is only final once the read models are current: wait for them,
+        reload the facts and route the batch again.
         """
+        if self.freshness is not None:
+            await self.freshness.wait_until_caught_up()
         now = self.clock()
         routed = route_batch(messages, await self._batch_facts(messages), now)
         skipped_at = [r.message.occurred_at for r in routed if r.decision.skips]

@@ -2,11 +2,16 @@
 
 The router's consumers of the CRM directory, connection changes and send results run beside the message
 consumer, in their own consumer groups, so a message can be routed a moment before the contact, connection or
-CRM-started thread it needs has been applied (at start-up every topic's backlog races the others). Filing
-decisions never wait for this; a decision *not* to sync does: before it is final, `wait_until_current` takes
-the topics' end offsets now and waits until the groups have committed past them, so every event published
-before the message was applied. Under continuous directory traffic this still ends, because the target is
-fixed when the wait begins. A finished wait covers every message that was published before it began.
+CRM-started thread it needs has been applied. A decision *not* to sync is only final once it is: before,
+`wait_until_current` takes the topics' end offsets now and waits until the groups have committed past them,
+so every event published before the message was applied. Under continuous directory traffic this still
+ends, because the target is fixed when the wait begins. A finished wait covers every message that was
+published before it began.
+
+At start-up every topic's backlog races the others, and a filing decision can be as wrong as a skip: a
+message filed in one subaccount of a mailbox whose other subaccount's connection is still in the backlog
+is never filed there (M1). So the first batch waits for the backlog (`wait_until_caught_up`); later
+filings do not wait.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
@@ -38,6 +43,7 @@ class ReadModelFreshness:
         self._consumer: AIOKafkaConsumer | None = None
         self._admin: AIOKafkaAdminClient | None = None
         self._current_as_of = 0.0
+        self._backlog_applied = False
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
@@ -56,6 +62,16 @@ class ReadModelFreshness:
         if self._consumer is None or self._admin is None:
             raise RuntimeError("ReadModelFreshness.start() was not called")
         return self._consumer, self._admin
+
+    async def wait_until_caught_up(self) -> None:
+        """Return once the read models have applied what was published before the first call (the backlog
+        found at start-up); every later call returns at once.
+
+        Raises `TransientError` like `wait_until_current`, and the next call waits again.
+        """
+        if not self._backlog_applied:
+            await self.wait_until_current(datetime.now(UTC))
+            self._backlog_applied = True
 
     async def wait_until_current(self, published_at: datetime) -> None:
         """Return once everything published to the read models' topics before `published_at` is applied.
