@@ -178,7 +178,8 @@ class SendRecordStore:
         order (first wins).
 
         One unordered bulk of conditional updates; only when some did not match (another delivery stored a
-        result first) are the stored results read back.
+        result first) are the stored results read back. A result this bulk stored is answered as the object
+        given, so callers can tell it from one stored before (`is`).
         """
         if not results:
             return []
@@ -202,7 +203,8 @@ class SendRecordStore:
             for record in await self._find(list(stored)):
                 if record.result is None:  # pragma: no cover - only if the record was deleted meanwhile
                     raise RuntimeError(f"the result of {record.request_id} was not stored")
-                stored[record.request_id] = record.result
+                if record.result.event_id != stored[record.request_id].event_id:
+                    stored[record.request_id] = record.result
         return [stored[result.request_id] for result in results]
 
     async def get(self, request_id: str) -> SendRecord | None:
