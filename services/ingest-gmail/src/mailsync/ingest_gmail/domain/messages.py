@@ -16,11 +16,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 
+from mailsync.common import mime
 from mailsync.common.contracts import SNIPPET_MAX_CHARS, Direction
 from mailsync.common.contracts.mail import HEADERS_MAX_ENTRIES, REFERENCES_MAX_ENTRIES
 
@@ -78,7 +78,7 @@ class ParsedMessage:
 
 def parse_message(raw: bytes) -> ParsedMessage:
     """Parse RFC 5322 bytes. Never raises on malformed input: what cannot be read is left empty."""
-    message = BytesParser(policy=policy.default).parsebytes(raw)
+    message = BytesParser(policy=mime.DEFAULT).parsebytes(raw)
     assert isinstance(message, EmailMessage)  # noqa: S101 - policy.default always builds EmailMessage
     text, html, attachments = _walk(message)
     return ParsedMessage(

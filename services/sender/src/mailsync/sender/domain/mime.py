@@ -19,11 +19,11 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from email import policy
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
 from email.utils import format_datetime
 
+from mailsync.common import mime
 from mailsync.common.contracts import Address, AttachmentMeta, ReplyContext, SendEmail
 
 _MESSAGE_ID_NAMESPACE = uuid.UUID("6f1d3c2a-8b4e-4f7a-9d21-5c0e7b3a9f44")
@@ -65,7 +65,7 @@ def build_message(
     date: datetime,
 ) -> EmailMessage:
     """The message to send for `command` from `sender`."""
-    message = EmailMessage(policy=policy.SMTP)
+    message = EmailMessage(policy=mime.SMTP)
     message["From"] = _header_address(sender)
     for name, addresses in (("To", command.to), ("Cc", command.cc), ("Bcc", command.bcc)):
         if addresses:
@@ -98,7 +98,7 @@ def build_message(
 
 def encode(message: EmailMessage) -> bytes:
     """The message's bytes as sent (CRLF line endings)."""
-    return message.as_bytes(policy=policy.SMTP)
+    return message.as_bytes(policy=mime.SMTP)
 
 
 def _header_address(address: Address) -> HeaderAddress:
