@@ -11,7 +11,9 @@ published before it began.
 At start-up every topic's backlog races the others, and a filing decision can be as wrong as a skip: a
 message filed in one subaccount of a mailbox whose other subaccount's connection is still in the backlog
 is never filed there (M1). So the first batch waits for the backlog (`wait_until_caught_up`); later
-filings do not wait.
+filings do not wait. A rebalance is not covered: when a router instance stops, the read-model partitions
+it consumed wait for their group to hand them to another instance, and routers already running file
+meanwhile without waiting for that backlog.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
 from mailsync.common.delivery import TransientError
@@ -43,6 +46,7 @@ class ReadModelFreshness:
         self._consumer: AIOKafkaConsumer | None = None
         self._admin: AIOKafkaAdminClient | None = None
         self._current_as_of = 0.0
+        self._backlog: list[tuple[str, dict[TopicPartition, int]]] | None = None
         self._backlog_applied = False
         self._lock = asyncio.Lock()
 
@@ -67,10 +71,15 @@ class ReadModelFreshness:
         """Return once the read models have applied what was published before the first call (the backlog
         found at start-up); every later call returns at once.
 
-        Raises `TransientError` like `wait_until_current`, and the next call waits again.
+        Raises `TransientError` like `wait_until_current`; the next call keeps waiting for the same backlog,
+        so a read model that keeps receiving events cannot hold routing back for ever.
         """
-        if not self._backlog_applied:
-            await self.wait_until_current(datetime.now(UTC))
+        if self._backlog_applied:
+            return
+        async with self._lock:  # a call that waited for the lock finds the backlog applied at once
+            if self._backlog is None:
+                self._backlog = await self._targets()
+            await self._wait_for(self._backlog)
             self._backlog_applied = True
 
     async def wait_until_current(self, published_at: datetime) -> None:
@@ -84,8 +93,20 @@ class ReadModelFreshness:
             if published_at.timestamp() + _CLOCK_SKEW_SECONDS < self._current_as_of:
                 return
             began = time.time()
-            targets = [(group, await self._end_offsets(topic)) for group, topic in self._groups]
-            deadline = time.monotonic() + self._timeout
+            await self._wait_for(await self._targets())
+            self._current_as_of = began
+
+    async def _targets(self) -> list[tuple[str, dict[TopicPartition, int]]]:
+        """Each group with its topic's end offsets now."""
+        try:
+            return [(group, await self._end_offsets(topic)) for group, topic in self._groups]
+        except KafkaError as error:
+            raise TransientError(f"Kafka: {error}", retry_after=1) from error
+
+    async def _wait_for(self, targets: list[tuple[str, dict[TopicPartition, int]]]) -> None:
+        """Return once every group has committed up to its targets; `TransientError` after the timeout."""
+        deadline = time.monotonic() + self._timeout
+        try:
             for group, ends in targets:
                 while not await self._caught_up(group, ends):
                     if time.monotonic() > deadline:
@@ -93,7 +114,8 @@ class ReadModelFreshness:
                             f"consumer group {group} has not applied its backlog yet", retry_after=1
                         )
                     await asyncio.sleep(0.1)
-            self._current_as_of = began
+        except KafkaError as error:
+            raise TransientError(f"Kafka: {error}", retry_after=1) from error
 
     async def _end_offsets(self, topic: str) -> dict[TopicPartition, int]:
         consumer, admin = self._clients()
