@@ -52,3 +52,14 @@ async def test_s7_a_bulk_answers_what_it_stored_and_what_was_stored_before(store
     stored = await store.get("req-old")
     assert stored is not None
     assert stored.result == first
+
+
+async def test_s7_two_results_for_one_request_in_a_bulk_answer_the_first_for_both(
+    store: SendRecordStore,
+) -> None:
+    await store.claim_all(["req-twice"], T0)
+    first, second = refused("req-twice", "first"), refused("req-twice", "second")
+    answered = await asyncio.gather(store.complete(first), store.complete(second))
+    assert answered[0] is first
+    assert answered[1] is not second
+    assert answered[1].event_id == first.event_id

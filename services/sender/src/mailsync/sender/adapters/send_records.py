@@ -198,14 +198,17 @@ class SendRecordStore:
             for result in results
         ]
         written = await self._records.bulk_write(updates, ordered=False)
-        stored = {result.request_id: result for result in results}
-        if written.matched_count != len(updates):
-            for record in await self._find(list(stored)):
-                if record.result is None:  # pragma: no cover - only if the record was deleted meanwhile
-                    raise RuntimeError(f"the result of {record.request_id} was not stored")
-                if record.result.event_id != stored[record.request_id].event_id:
-                    stored[record.request_id] = record.result
-        return [stored[result.request_id] for result in results]
+        if written.matched_count == len(updates):
+            return results
+        stored: dict[str, SendCompleted] = {}
+        for record in await self._find(list({result.request_id for result in results})):
+            if record.result is None:  # pragma: no cover - only if the record was deleted meanwhile
+                raise RuntimeError(f"the result of {record.request_id} was not stored")
+            stored[record.request_id] = record.result
+        return [
+            result if stored[result.request_id].event_id == result.event_id else stored[result.request_id]
+            for result in results
+        ]
 
     async def get(self, request_id: str) -> SendRecord | None:
         """The record of `request_id`, if there is one."""
