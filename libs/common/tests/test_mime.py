@@ -41,10 +41,12 @@ def test_messages_parsed_give_the_standard_headers() -> None:
     assert ours["To"].addresses == theirs["To"].addresses
 
 
-def test_a_header_name_gets_its_class_once_and_a_new_mapping_is_followed() -> None:
+def test_a_header_type_gets_its_class_once_and_a_new_mapping_is_followed() -> None:
     registry = cast(HeaderRegistry, mime.SMTP.header_factory)
     standard = cast(HeaderRegistry, policy.SMTP.header_factory)
     assert registry["Subject"] is registry["subject"]
+    assert registry["X-Anything"] is registry["X-Something-Else"]  # any name: one class per type
+    assert registry["To"] is registry["Cc"]
     assert AddressHeader in registry["to"].__mro__
     assert standard["To"] is not standard["To"]  # the standard registry makes a class every time
 
