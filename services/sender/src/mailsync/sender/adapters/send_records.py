@@ -11,6 +11,10 @@ Collection `send_requests`, `_id` = `request_id`. A record moves through three s
 * `completed`: `result` holds the `SendCompleted` (as JSON); every later delivery republishes it unchanged.
 
 Every write is conditional, so two deliveries racing on one request id converge on the first result stored.
+The collection has no index beyond `_id`, by which every read and write goes: a record's `state` changes twice,
+so an index on it would be rewritten by every journal and result write, for a query no handler makes. A request
+left unanswered shows as consumer lag on the command topic (its offset stays uncommitted); its record is found
+by a scan for a `state` other than `completed`.
 A batch's request ids are claimed at once, and results decided at the same time are stored together (one
 round trip each in the common case).
 """
@@ -68,10 +72,6 @@ class SendRecordStore:
         self._records = database["send_requests"]
         self._journal = Coalescer(self._write_journal)
         self._completions = Coalescer(self._complete_all)
-
-    async def ensure_indexes(self) -> None:
-        """`_id` is the natural key; the state index serves operators looking for stuck sends."""
-        await self._records.create_index([("state", 1), ("received_at", 1)])
 
     async def claim_all(self, request_ids: Sequence[str], at: datetime) -> dict[str, SendRecord]:
         """The record of each of `request_ids`, created in state `received` where this is its first delivery.

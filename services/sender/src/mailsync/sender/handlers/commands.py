@@ -88,7 +88,6 @@ class Sender:
 
     async def ensure_indexes(self) -> None:
         """Create every index the handlers rely on (idempotent; run at start-up)."""
-        await self.records.ensure_indexes()
         await self.attempts.ledger.ensure_indexes()
         await self.connections.ensure_indexes()
 
