@@ -43,9 +43,9 @@ class ServiceSettings(BaseSettings):
         default=5,
         ge=0,
         description=(
-            "How long the producer holds a record to send it with the records published just after it, in one "
-            "request. A few milliseconds of latency per publish buy far fewer produce requests when a service "
-            "publishes many events at once (one per answered command, say)."
+            "How long the producer holds a record to send it with the records published just after it, in "
+            "one request. A few milliseconds of latency per publish buy far fewer produce requests when a "
+            "service publishes many events at once (one per answered command, say)."
         ),
     )
     kafka_ensure_topics: bool = Field(

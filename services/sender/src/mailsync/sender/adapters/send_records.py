@@ -11,10 +11,10 @@ Collection `send_requests`, `_id` = `request_id`. A record moves through three s
 * `completed`: `result` holds the `SendCompleted` (as JSON); every later delivery republishes it unchanged.
 
 Every write is conditional, so two deliveries racing on one request id converge on the first result stored.
-The collection has no index beyond `_id`, by which every read and write goes: a record's `state` changes twice,
-so an index on it would be rewritten by every journal and result write, for a query no handler makes. A request
-left unanswered shows as consumer lag on the command topic (its offset stays uncommitted); its record is found
-by a scan for a `state` other than `completed`.
+The collection has no index beyond `_id`, by which every read and write goes: a record's `state` changes
+twice, so an index on it would be rewritten by every journal and result write, for a query no handler makes.
+A request left unanswered shows as consumer lag on the command topic (its offset stays uncommitted); its
+record is found by a scan for a `state` other than `completed`.
 A batch's request ids are claimed at once, and results decided at the same time are stored together (one
 round trip each in the common case).
 """
