@@ -163,6 +163,8 @@ def sender_process(settings: Settings, run_dir: Path, n: int) -> ManagedProcess:
         **os.environ,
         "MAILSYNC_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         "MAILSYNC_KAFKA_TOPIC_PREFIX": settings.kafka_topic_prefix,
+        "MAILSYNC_KAFKA_ENSURE_TOPICS": str(settings.kafka_ensure_topics).lower(),
+        "MAILSYNC_KAFKA_TOPIC_PARTITIONS": str(settings.kafka_topic_partitions),
         "MAILSYNC_MONGODB_URI": settings.mongodb_uri.get_secret_value(),
         "MAILSYNC_MONGODB_DATABASE": settings.mongodb_database,
         "MAILSYNC_HTTP_PORT": str(port),
@@ -366,6 +368,9 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     settings = Settings(
         kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
         kafka_topic_prefix=prefix,
+        # The contract topics with their partitions (3), as operations provision them: a topic the first
+        # subscriber creates has one partition, and more instances would then have nothing to share.
+        kafka_ensure_topics=True,
         mongodb_uri=stack.mongodb_uri,  # type: ignore[arg-type]  # pydantic wraps the str in SecretStr
         mongodb_database=prefix.rstrip(".").replace(".", "-"),
         http_port=0,
