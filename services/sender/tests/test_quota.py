@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 from services.sender.tests.conftest import ADA, Sending, send_email
 
 from mailsync.common.delivery import TransientError
@@ -169,5 +169,71 @@ async def test_s3_a_delivery_that_loses_the_attempt_lease_keeps_only_the_day_tha
         assert await ledger.used(today) == 1
         if other_day:
             assert await ledger.used(tomorrow) == 0
+    finally:
+        await client.close()
+
+
+class _RefusedInserts(monitoring.CommandListener):
+    """Counts the slots an insert into the ledger found taken (duplicate keys), as the server answered."""
+
+    def __init__(self) -> None:
+        self.taken = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        pass
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        if event.command_name == "insert":
+            self.taken += sum(1 for e in event.reply.get("writeErrors", ()) if e.get("code") == 11000)
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_s3_instances_sending_for_one_connection_try_different_slots(sending: Sending) -> None:
+    """Two instances reserving on one connection's day at the same time, wave after wave (the sender's
+    coalesced inserts), never try a slot the other took: each has blocks of its own from the day's counter."""
+    listener = _RefusedInserts()
+    uri = sending.settings.mongodb_uri.get_secret_value()
+    clients: list[AsyncMongoClient[Document]] = [
+        AsyncMongoClient(uri, event_listeners=[listener]) for _ in range(2)
+    ]
+    try:
+        ledgers = [QuotaLedger(c[sending.settings.mongodb_database]) for c in clients]
+        await ledgers[0].ensure_indexes()
+        key = QuotaLedger.key("conn_ada", "2026-03-07")
+        expires = datetime.now(UTC) + timedelta(days=3)
+        for wave in range(10):
+            outcomes = await asyncio.gather(
+                *(
+                    ledgers[n % 2].reserve(key, f"req-{wave}-{n}", limit=2000, expires_at=expires)
+                    for n in range(26)
+                )
+            )
+            assert set(outcomes) == {Reservation.RESERVED}
+        assert await ledgers[0].used(key) == 260
+        assert listener.taken == 0
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def test_s3_slots_left_in_a_stopped_instances_block_are_used_before_refusing(sending: Sending) -> None:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(sending.settings.mongodb_uri.get_secret_value())
+    try:
+        database = client[sending.settings.mongodb_database]
+        stopped = QuotaLedger(database)
+        await stopped.ensure_indexes()
+        key = QuotaLedger.key("conn_ada", "2026-03-08")
+        expires = datetime.now(UTC) + timedelta(days=3)
+        # An instance takes a block of slots, uses one, and stops with the rest of its block untried.
+        assert await stopped.reserve(key, "req-first", limit=40, expires_at=expires) is Reservation.RESERVED
+
+        running = QuotaLedger(database)
+        outcomes = await asyncio.gather(
+            *(running.reserve(key, f"req-{n}", limit=40, expires_at=expires) for n in range(45))
+        )
+        assert Counter(outcomes) == {Reservation.RESERVED: 39, Reservation.EXHAUSTED: 6}
+        assert await running.used(key) == 40
     finally:
         await client.close()

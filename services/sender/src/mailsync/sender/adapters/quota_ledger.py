@@ -9,23 +9,28 @@ and `day` (the key) and `request_id` unique together. A reservation is one inser
 * idempotent: a request holds at most one slot of a day; a redelivered command finds the one it holds;
 * crash-safe: the document was written or it was not; there is nothing to reconcile.
 
-Release deletes the request's slot (idempotent), which frees it for a later send. Each instance keeps the
-next slot to try per day (read from the day's highest slot on first use); a slot another instance took first
-(a duplicate `_id`) sends it to the highest slot again, and past the last slot it looks for the slots releases
-freed. Reservations asked for at the same time go to MongoDB as one unordered insert. Documents expire (TTL)
-a few days after their day.
+Release deletes the request's slot (idempotent), which frees it for a later send.
+
+Which slots an instance tries comes from a counter per day in `quota_allocations` (`_id` = the key,
+`next` = the first slot no instance was given): an instance takes a block of slots from it at once (one
+`$inc`) and tries them in order, so instances sending for the same connection at the same time try different
+slots instead of racing for the same ones. The counter is only where to look, never what counts: once it has
+passed the limit, an instance looks for the slots below the limit that nobody holds (released, or left in a
+block of an instance that stopped) before refusing. Reservations asked for at the same time go to MongoDB as
+one unordered insert. Documents of both collections expire (TTL) a few days after their day.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from mailsync.common.delivery import TransientError
 from mailsync.common.mongo import Document
@@ -33,6 +38,7 @@ from mailsync.sender.adapters.coalescing import Coalescer
 
 _DUPLICATE_KEY = 11000
 _PLACEMENT_ROUNDS = 20
+_BLOCK = 32  # slots an instance takes from a day's counter at once
 
 
 class Reservation(Enum):
@@ -55,14 +61,16 @@ class QuotaLedger:
 
     def __init__(self, database: AsyncDatabase[Document]) -> None:
         self._slots = database["quota_reservations"]
-        self._next_slot: dict[str, int] = {}
+        self._allocations = database["quota_allocations"]
+        self._blocks: dict[str, range] = {}  # slots of a day given to this instance and not tried yet
         self._limits: dict[str, int] = {}
         self._reservations = Coalescer(self._reserve_all)
 
     async def ensure_indexes(self) -> None:
-        """One slot per request and day; expire slots once `expires_at` has passed."""
+        """One slot per request and day; expire slots and counters once `expires_at` has passed."""
         await self._slots.create_index([("day", ASCENDING), ("request_id", ASCENDING)], unique=True)
         await self._slots.create_index("expires_at", expireAfterSeconds=0)
+        await self._allocations.create_index("expires_at", expireAfterSeconds=0)
 
     @staticmethod
     def key(connection_id: str, day: str) -> str:
@@ -99,7 +107,7 @@ class QuotaLedger:
         """Try one slot for each of `asks` (one insert), record what is decided; return the asks to retry."""
         documents, placed, unplaced = [], [], []
         for key, day_asks in _by_day(asks).items():
-            slots = await self._free_slots(key, day_asks[0].limit, len(day_asks))
+            slots = await self._free_slots(key, day_asks[0].limit, len(day_asks), day_asks[0].expires_at)
             for ask, slot in zip(day_asks, slots, strict=False):
                 documents.append(
                     {
@@ -122,33 +130,56 @@ class QuotaLedger:
         for ask in collided:
             if (ask.key, ask.request_id) in held:
                 outcomes[(ask.key, ask.request_id)] = Reservation.RESERVED
-            else:
-                self._next_slot.pop(ask.key, None)  # another instance is ahead: read the day again
+            else:  # another instance took the slot (near the limit, or a block given out again): next one
                 retry.append(ask)
         for ask in unplaced:  # no free slot left on its day
             held_one = (ask.key, ask.request_id) in held
             outcomes[(ask.key, ask.request_id)] = Reservation.RESERVED if held_one else Reservation.EXHAUSTED
         return retry
 
-    async def _free_slots(self, key: str, limit: int, wanted: int) -> list[int]:
-        """Up to `wanted` slots of `key` that look free: the next ones, then those releases (or slots
-        skipped by redeliveries) left free, as many as the day has room for."""
-        if self._limits.get(key) != limit:  # a new day here, or its limit changed: read where it stands
+    async def _free_slots(self, key: str, limit: int, wanted: int, expires_at: datetime) -> list[int]:
+        """Up to `wanted` slots of `key` that look free: the next ones of this instance's blocks, then, once
+        the day's counter has passed the limit, those nobody holds, as many as the day has room for."""
+        if self._limits.get(key) != limit:  # a new day here, or its limit changed
             self._limits[key] = limit
-            self._next_slot.pop(key, None)
-        start = self._next_slot.get(key)
-        if start is None:
-            highest = await self._slots.find_one({"day": key}, {"_id": 1}, sort=[("_id", DESCENDING)])
-            start = _slot_of(highest) + 1 if highest else 0
-        # Below the limit, the highest slot bounds how many are taken, so the next slots are safe to try.
-        slots = list(range(start, min(limit, start + wanted)))
-        self._next_slot[key] = max(start, limit if len(slots) < wanted else start + len(slots))
+            self._blocks.pop(key, None)
+        slots: list[int] = []
+        while len(slots) < wanted:
+            block = self._blocks.pop(key, None)
+            if block is None:  # none given yet, or the last one is used up: ask the day's counter
+                size = max(_BLOCK, wanted - len(slots))
+                start = await self._allocate(key, size, expires_at)
+                block = range(start, min(limit, start + size))
+            if not block:  # the counter has passed the limit
+                self._blocks[key] = block
+                break
+            taken, rest = block[: wanted - len(slots)], block[wanted - len(slots) :]
+            slots.extend(taken)
+            if rest or taken[-1] + 1 >= limit:
+                self._blocks[key] = rest
         if len(slots) == wanted:
             return slots
-        taken = {_slot_of(d) async for d in self._slots.find({"day": key}, {"_id": 1})}
-        room = limit - len(taken) - sum(1 for slot in slots if slot not in taken)
-        freed = [slot for slot in range(limit) if slot not in taken and slot not in slots]
+        held = {_slot_of(d) async for d in self._slots.find({"day": key}, {"_id": 1})}
+        room = limit - len(held) - sum(1 for slot in slots if slot not in held)
+        freed = [slot for slot in range(limit) if slot not in held and slot not in slots]
         return slots + freed[: max(0, min(wanted - len(slots), room))]
+
+    async def _allocate(self, key: str, size: int, expires_at: datetime) -> int:
+        """The first of `size` slots of `key` that no other instance was given (one `$inc` on the counter)."""
+        move = functools.partial(
+            self._allocations.find_one_and_update,
+            {"_id": key},
+            {"$inc": {"next": size}, "$setOnInsert": {"expires_at": expires_at}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        try:
+            counter = await move()
+        except DuplicateKeyError:  # two first upserts of the day at once: the counter exists now
+            counter = await move()
+        if counter is None:  # pragma: no cover - an upsert returning the document after it always has one
+            raise RuntimeError(f"the allocation counter of {key} was not written")
+        return int(counter["next"]) - size
 
     async def _insert(self, documents: list[Document]) -> set[int]:
         """Insert `documents` (unordered); the positions of those refused as duplicates."""
