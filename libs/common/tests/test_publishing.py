@@ -1,5 +1,5 @@
 """The producer of `create_broker` holds records for `kafka_linger_ms`, so records published close together
-share one produce request (fewer requests for the broker to serve when a service answers many commands at
+share one produce request (fewer requests for the broker to serve when the sender answers many commands at
 once)."""
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 `create_broker` returns a FastStream `KafkaBroker` configured for the project's delivery semantics:
 
 - Producer: idempotent (`enable_idempotence=True`, `acks="all"`), so a retried send never duplicates a record
-  within a partition; records published within `kafka_linger_ms` of each other share one produce request.
+  within a partition; with `kafka_linger_ms`, records published that close together share one produce request.
 - Consumers: `AckPolicy.NACK_ON_ERROR` on every subscriber, so an offset is committed only after its handler
   finished (FastStream's default for Kafka is to acknowledge first, which is at-most-once); subscribers must
   give

@@ -40,12 +40,12 @@ class ServiceSettings(BaseSettings):
         ),
     )
     kafka_linger_ms: int = Field(
-        default=5,
+        default=0,
         ge=0,
         description=(
             "How long the producer holds a record to send it with the records published just after it, in "
-            "one request. A few milliseconds of latency per publish buy far fewer produce requests when a "
-            "service publishes many events at once (one per answered command, say)."
+            "one request. Worth a few milliseconds where a service publishes many events at once without "
+            "waiting for each; 0 where it publishes one and waits for it before the next."
         ),
     )
     kafka_ensure_topics: bool = Field(

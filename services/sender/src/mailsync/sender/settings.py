@@ -18,6 +18,14 @@ class Settings(ServiceSettings):
     service_name: str = Field(
         default="sender", description="Name used for client ids, consumer groups, logs, metrics."
     )
+    kafka_linger_ms: int = Field(
+        default=5,
+        ge=0,
+        description=(
+            "How long the producer holds a result to send it with the results decided just after it, in one "
+            "request: the commands of a batch are answered concurrently."
+        ),
+    )
     http_port: int = Field(
         default=8084, ge=0, le=65535, description="Port of health, metrics and API endpoints."
     )
