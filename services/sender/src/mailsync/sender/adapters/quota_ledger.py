@@ -127,14 +127,21 @@ class QuotaLedger:
         collided = [placed[position] for position in sorted(taken)]
         held = await self._held(collided + unplaced)
         retry = []
+        crowded = set()  # days where a slot tried in this round may still be free
         for ask in collided:
+            crowded.add(ask.key)
+            if (ask.key, ask.request_id) in held:  # its own slot: the one it tried is still free
+                outcomes[(ask.key, ask.request_id)] = Reservation.RESERVED
+            else:  # another instance took the slot, found free past the limit: this block is stale
+                self._blocks.pop(ask.key, None)
+                retry.append(ask)
+        for ask in unplaced:  # no free slot was found for it on its day
             if (ask.key, ask.request_id) in held:
                 outcomes[(ask.key, ask.request_id)] = Reservation.RESERVED
-            else:  # another instance took the slot (near the limit, or a block given out again): next one
+            elif ask.key in crowded:
                 retry.append(ask)
-        for ask in unplaced:  # no free slot left on its day
-            held_one = (ask.key, ask.request_id) in held
-            outcomes[(ask.key, ask.request_id)] = Reservation.RESERVED if held_one else Reservation.EXHAUSTED
+            else:
+                outcomes[(ask.key, ask.request_id)] = Reservation.EXHAUSTED
         return retry
 
     async def _free_slots(self, key: str, limit: int, wanted: int, expires_at: datetime) -> list[int]:
