@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from pymongo import AsyncMongoClient, monitoring
+from pymongo.asynchronous.database import AsyncDatabase
 from services.sender.tests.conftest import ADA, Sending, send_email
 
 from mailsync.common.delivery import TransientError
@@ -218,68 +219,59 @@ async def test_s3_instances_sending_for_one_connection_try_different_slots(sendi
             await client.close()
 
 
-async def test_s3_slots_left_in_a_stopped_instances_block_are_used_before_refusing(sending: Sending) -> None:
-    client: AsyncMongoClient[Document] = AsyncMongoClient(sending.settings.mongodb_uri.get_secret_value())
-    try:
-        database = client[sending.settings.mongodb_database]
-        stopped = QuotaLedger(database)
-        await stopped.ensure_indexes()
-        key = QuotaLedger.key("conn_ada", "2026-03-08")
-        expires = datetime.now(UTC) + timedelta(days=3)
-        # An instance takes a block of slots, uses one, and stops with the rest of its block untried.
-        assert await stopped.reserve(key, "req-first", limit=40, expires_at=expires) is Reservation.RESERVED
+async def test_s3_slots_left_in_a_stopped_instances_block_are_used_before_refusing(
+    database: AsyncDatabase[Document],
+) -> None:
+    stopped = QuotaLedger(database)
+    await stopped.ensure_indexes()
+    key = QuotaLedger.key("conn_ada", "2026-03-08")
+    expires = datetime.now(UTC) + timedelta(days=3)
+    # An instance takes a block of slots, uses one, and stops with the rest of its block untried.
+    assert await stopped.reserve(key, "req-first", limit=40, expires_at=expires) is Reservation.RESERVED
 
-        running = QuotaLedger(database)
-        outcomes = await asyncio.gather(
-            *(running.reserve(key, f"req-{n}", limit=40, expires_at=expires) for n in range(45))
-        )
-        assert Counter(outcomes) == {Reservation.RESERVED: 39, Reservation.EXHAUSTED: 6}
-        assert await running.used(key) == 40
-    finally:
-        await client.close()
+    running = QuotaLedger(database)
+    outcomes = await asyncio.gather(
+        *(running.reserve(key, f"req-{n}", limit=40, expires_at=expires) for n in range(45))
+    )
+    assert Counter(outcomes) == {Reservation.RESERVED: 39, Reservation.EXHAUSTED: 6}
+    assert await running.used(key) == 40
 
 
-async def test_s3_an_instance_whose_block_others_filled_finds_the_free_slots(sending: Sending) -> None:
+async def test_s3_an_instance_whose_block_others_filled_finds_the_free_slots(
+    database: AsyncDatabase[Document],
+) -> None:
     """Past the counter, another instance fills the lowest free slots, which are in this instance's block:
     after one collision this instance looks where slots are free instead of trying its block slot by slot."""
-    client: AsyncMongoClient[Document] = AsyncMongoClient(sending.settings.mongodb_uri.get_secret_value())
-    try:
-        database = client[sending.settings.mongodb_database]
-        mine, other = QuotaLedger(database), QuotaLedger(database)
-        await mine.ensure_indexes()
-        key = QuotaLedger.key("conn_ada", "2026-03-09")
-        expires = datetime.now(UTC) + timedelta(days=3)
-        assert await mine.reserve(key, "req-mine", limit=64, expires_at=expires) is Reservation.RESERVED
-        filled = await asyncio.gather(
-            *(other.reserve(key, f"req-{n}", limit=64, expires_at=expires) for n in range(58))
-        )
-        assert set(filled) == {Reservation.RESERVED}
+    mine, other = QuotaLedger(database), QuotaLedger(database)
+    await mine.ensure_indexes()
+    key = QuotaLedger.key("conn_ada", "2026-03-09")
+    expires = datetime.now(UTC) + timedelta(days=3)
+    assert await mine.reserve(key, "req-mine", limit=64, expires_at=expires) is Reservation.RESERVED
+    filled = await asyncio.gather(
+        *(other.reserve(key, f"req-{n}", limit=64, expires_at=expires) for n in range(58))
+    )
+    assert set(filled) == {Reservation.RESERVED}
 
-        assert await mine.reserve(key, "req-late", limit=64, expires_at=expires) is Reservation.RESERVED
-        assert await mine.used(key) == 60
-    finally:
-        await client.close()
+    assert await mine.reserve(key, "req-late", limit=64, expires_at=expires) is Reservation.RESERVED
+    assert await mine.used(key) == 60
 
 
-async def test_s3_a_redelivery_among_the_last_slots_does_not_crowd_out_new_requests(sending: Sending) -> None:
-    client: AsyncMongoClient[Document] = AsyncMongoClient(sending.settings.mongodb_uri.get_secret_value())
-    try:
-        database = client[sending.settings.mongodb_database]
-        first = QuotaLedger(database)
-        await first.ensure_indexes()
-        key = QuotaLedger.key("conn_ada", "2026-03-10")
-        expires = datetime.now(UTC) + timedelta(days=3)
-        held = await asyncio.gather(
-            *(first.reserve(key, f"req-{n}", limit=40, expires_at=expires) for n in range(38))
-        )
-        assert set(held) == {Reservation.RESERVED}
+async def test_s3_a_redelivery_among_the_last_slots_does_not_crowd_out_new_requests(
+    database: AsyncDatabase[Document],
+) -> None:
+    first = QuotaLedger(database)
+    await first.ensure_indexes()
+    key = QuotaLedger.key("conn_ada", "2026-03-10")
+    expires = datetime.now(UTC) + timedelta(days=3)
+    held = await asyncio.gather(
+        *(first.reserve(key, f"req-{n}", limit=40, expires_at=expires) for n in range(38))
+    )
+    assert set(held) == {Reservation.RESERVED}
 
-        # Another instance, past the counter: a redelivery and two new requests for the last two slots.
-        other = QuotaLedger(database)
-        outcomes = await asyncio.gather(
-            *(other.reserve(key, r, limit=40, expires_at=expires) for r in ("req-0", "req-y", "req-z"))
-        )
-        assert list(outcomes) == [Reservation.RESERVED] * 3
-        assert await other.used(key) == 40
-    finally:
-        await client.close()
+    # Another instance, past the counter: a redelivery and two new requests for the last two slots.
+    other = QuotaLedger(database)
+    outcomes = await asyncio.gather(
+        *(other.reserve(key, r, limit=40, expires_at=expires) for r in ("req-0", "req-y", "req-z"))
+    )
+    assert list(outcomes) == [Reservation.RESERVED] * 3
+    assert await other.used(key) == 40
