@@ -174,6 +174,16 @@ async def test_s3_a_delivery_that_loses_the_attempt_lease_keeps_only_the_day_tha
         await client.close()
 
 
+async def reserve_together(
+    ledger: QuotaLedger, key: str, request_ids: list[str], *, limit: int
+) -> list[Reservation]:
+    """`request_ids` reserved on `key` at once through `ledger` (they meet in its coalesced inserts)."""
+    expires = datetime.now(UTC) + timedelta(days=3)
+    return list(
+        await asyncio.gather(*(ledger.reserve(key, r, limit=limit, expires_at=expires) for r in request_ids))
+    )
+
+
 class _RefusedInserts(monitoring.CommandListener):
     """Counts the slots an insert into the ledger found taken (duplicate keys), as the server answered."""
 
@@ -230,9 +240,7 @@ async def test_s3_slots_left_in_a_stopped_instances_block_are_used_before_refusi
     assert await stopped.reserve(key, "req-first", limit=40, expires_at=expires) is Reservation.RESERVED
 
     running = QuotaLedger(database)
-    outcomes = await asyncio.gather(
-        *(running.reserve(key, f"req-{n}", limit=40, expires_at=expires) for n in range(45))
-    )
+    outcomes = await reserve_together(running, key, [f"req-{n}" for n in range(45)], limit=40)
     assert Counter(outcomes) == {Reservation.RESERVED: 39, Reservation.EXHAUSTED: 6}
     assert await running.used(key) == 40
 
@@ -247,9 +255,7 @@ async def test_s3_an_instance_whose_block_others_filled_finds_the_free_slots(
     key = QuotaLedger.key("conn_ada", "2026-03-09")
     expires = datetime.now(UTC) + timedelta(days=3)
     assert await mine.reserve(key, "req-mine", limit=64, expires_at=expires) is Reservation.RESERVED
-    filled = await asyncio.gather(
-        *(other.reserve(key, f"req-{n}", limit=64, expires_at=expires) for n in range(58))
-    )
+    filled = await reserve_together(other, key, [f"req-{n}" for n in range(58)], limit=64)
     assert set(filled) == {Reservation.RESERVED}
 
     assert await mine.reserve(key, "req-late", limit=64, expires_at=expires) is Reservation.RESERVED
@@ -262,16 +268,11 @@ async def test_s3_a_redelivery_among_the_last_slots_does_not_crowd_out_new_reque
     first = QuotaLedger(database)
     await first.ensure_indexes()
     key = QuotaLedger.key("conn_ada", "2026-03-10")
-    expires = datetime.now(UTC) + timedelta(days=3)
-    held = await asyncio.gather(
-        *(first.reserve(key, f"req-{n}", limit=40, expires_at=expires) for n in range(38))
-    )
+    held = await reserve_together(first, key, [f"req-{n}" for n in range(38)], limit=40)
     assert set(held) == {Reservation.RESERVED}
 
     # Another instance, past the counter: a redelivery and two new requests for the last two slots.
     other = QuotaLedger(database)
-    outcomes = await asyncio.gather(
-        *(other.reserve(key, r, limit=40, expires_at=expires) for r in ("req-0", "req-y", "req-z"))
-    )
+    outcomes = await reserve_together(other, key, ["req-0", "req-y", "req-z"], limit=40)
     assert list(outcomes) == [Reservation.RESERVED] * 3
     assert await other.used(key) == 40

@@ -62,7 +62,7 @@ class QuotaLedger:
     def __init__(self, database: AsyncDatabase[Document]) -> None:
         self._slots = database["quota_reservations"]
         self._allocations = database["quota_allocations"]
-        self._blocks: dict[str, range] = {}  # slots of a day given to this instance and not tried yet
+        self._blocks: dict[str, range] = {}  # the rest of the block of slots of a day this instance was given
         self._limits: dict[str, int] = {}
         self._reservations = Coalescer(self._reserve_all)
 
@@ -152,18 +152,17 @@ class QuotaLedger:
             self._blocks.pop(key, None)
         slots: list[int] = []
         while len(slots) < wanted:
-            block = self._blocks.pop(key, None)
-            if block is None:  # none given yet, or the last one is used up: ask the day's counter
+            block = self._blocks.get(key)
+            if block is None or (not block and block.stop < limit):  # none yet, or used up: ask the counter
                 size = max(_BLOCK, wanted - len(slots))
                 start = await self._allocate(key, size, expires_at)
                 block = range(start, min(limit, start + size))
-            if not block:  # the counter has passed the limit
+            if not block:  # the counter has passed the limit: an empty block that ends at it says so
                 self._blocks[key] = block
                 break
-            taken, rest = block[: wanted - len(slots)], block[wanted - len(slots) :]
-            slots.extend(taken)
-            if rest or taken[-1] + 1 >= limit:
-                self._blocks[key] = rest
+            wanting = wanted - len(slots)
+            slots.extend(block[:wanting])
+            self._blocks[key] = block[wanting:]  # a slice keeps the block's end
         if len(slots) == wanted:
             return slots
         held = {_slot_of(d) async for d in self._slots.find({"day": key}, {"_id": 1})}
